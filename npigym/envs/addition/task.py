@@ -1,0 +1,160 @@
+"""The addition task's functions: primitives, expert, postconditions, views.
+
+All are pure functions of one (unbatched) scratchpad; the machine vmaps them.
+"""
+
+from __future__ import annotations
+
+import chex
+import jax.numpy as jnp
+
+from npigym.envs.addition import constants as c
+from npigym.envs.addition.types import FullView, Scratchpad, Snapshot
+from npigym.envs.machine.stack import tree_where
+from npigym.envs.machine.types import Frame
+
+
+def cells_under_pointers(pad: Scratchpad) -> chex.Array:
+    """(4,) int32: the value under each row's pointer (NPI's addition observation)."""
+    return pad.pad[jnp.arange(c.NUM_ROWS), pad.pointers].astype(jnp.int32)
+
+
+def digit_value(cell: chex.Array) -> chex.Array:
+    """A cell's digit, 0 for blanks and edges."""
+    is_digit = (cell > c.BLANK) & (cell < c.SENTINEL)
+    return jnp.where(is_digit, cell - 1, 0)
+
+
+def check_sum(pad: Scratchpad) -> tuple[chex.Array, chex.Array]:
+    """Whether OUT holds IN1 + IN2, and how many digits from the units up it has right.
+
+    No answer is stored; each column is checked against its neighbour instead. With
+    ``e = in1 + in2 - out`` in a column, a correct sum has ``e + carry_in = 10 * carry_out``,
+    so ``e`` must be -1, 0, 9 or 10, and that fixes the column's carry in and carry out; the
+    carry out must be the carry into the column on the left, and none enters the units
+    column. By induction from the units column, every column of a consistent run holds the
+    true digit. OUT must also have a digit exactly where the sum has one: below the operands'
+    length, plus the top carry. Elementwise with one shift: no carry chain to run.
+
+    Returns:
+        solved: () bool, OUT is exactly the sum (blank elsewhere).
+        correct: () int32, the number of columns from the units up that OUT has right.
+    """
+    width = pad.pad.shape[1]
+    rows = pad.pad.astype(jnp.int32)
+    e = digit_value(rows[c.IN1]) + digit_value(rows[c.IN2]) - digit_value(rows[c.OUT])
+    carry_in = (e == -1) | (e == 9)
+    carry_out = (e == 9) | (e == 10)
+    from_right = jnp.concatenate([carry_out[1:], jnp.zeros((1,), bool)])
+    consistent = ((e == -1) | (e == 0) | (e == 9) | (e == 10)) & (carry_in == from_right)
+    pos = (width - 2) - jnp.arange(width)
+    n = pad.num_digits
+    needs_digit = (pos >= 0) & ((pos < n) | ((pos == n) & carry_in))
+    has_digit = (rows[c.OUT] > c.BLANK) & (rows[c.OUT] < c.SENTINEL)
+    column_ok = consistent & (has_digit == needs_digit)
+    correct = jnp.min(jnp.where(column_ok | (pos < 0), width, pos))
+    return jnp.all(column_ok), correct.astype(jnp.int32)
+
+
+def apply_primitive(pad: Scratchpad, program: chex.Array, args: chex.Array
+                    ) -> tuple[Scratchpad, chex.Array]:
+    """MOVE_PTR(row, dir) or WRITE(row, digit). Invalid: a move off the pad, a write on an edge
+    cell or to an input row (no wrap-around, unlike keras_npi)."""
+    chex.assert_shape(args, (3,))
+    width = pad.pad.shape[1]
+    row = jnp.clip(args[0], 0, c.NUM_ROWS - 1)
+    col = pad.pointers[row]
+    # MOVE_PTR
+    target = col + jnp.where(args[1] == c.LEFT, -1, 1)
+    move_ok = (target >= 0) & (target < width) & (args[1] <= c.RIGHT)
+    moved = pad.replace(pointers=pad.pointers.at[row].set(jnp.clip(target, 0, width - 1)))
+    # WRITE
+    write_ok = ((row == c.CARRY) | (row == c.OUT)) & (pad.pad[row, col] != c.SENTINEL)
+    write_ok &= (args[1] >= 0) & (args[1] <= 9)
+    written = pad.replace(pad=pad.pad.at[row, col].set((args[1] + 1).astype(jnp.int8)))
+
+    is_move = program == c.MOVE_PTR
+    new = tree_where(is_move, moved, written)
+    ok = jnp.where(is_move, move_ok, (program == c.WRITE) & write_ok)
+    return new, ok
+
+
+def expert_call(pad: Scratchpad, frame: Frame) -> chex.Array:
+    """NPI's addition trace (Fig. 3b), one call per frame step.
+
+    ADD alternates ADD1 and LSHIFT until the column under the pointers is empty; ADD1 writes
+    the column's digit and calls CARRY when the column sum is 10 or more; CARRY moves the carry
+    pointer left, writes 1, moves back; LSHIFT moves the four pointers left, IN1 first.
+    """
+    cells = cells_under_pointers(pad)
+    total = jnp.sum(digit_value(cells[: c.OUT]))
+    empty = jnp.all((cells[: c.OUT] == c.BLANK) | (cells[: c.OUT] == c.SENTINEL))
+    k = frame.steps
+
+    def call(program, a0=0, a1=0):
+        return jnp.stack([jnp.asarray(program), jnp.asarray(a0), jnp.asarray(a1),
+                          jnp.asarray(0)]).astype(jnp.int32)
+
+    ret = call(c.RETURN)
+    add = jnp.where(k % 2 == 1, call(c.LSHIFT), jnp.where(empty, ret, call(c.ADD1)))
+    add1 = jnp.where(k == 0, call(c.WRITE, c.OUT, total % 10),
+                     jnp.where((k == 1) & (total >= 10), call(c.CARRY_PROGRAM), ret))
+    carry_plan = jnp.stack([call(c.MOVE_PTR, c.CARRY, c.LEFT), call(c.WRITE, c.CARRY, 1),
+                            call(c.MOVE_PTR, c.CARRY, c.RIGHT), ret])
+    carry = carry_plan[jnp.minimum(k, 3)]
+    row = jnp.minimum(k, c.NUM_ROWS - 1)
+    lshift = jnp.where(k < c.NUM_ROWS, call(c.MOVE_PTR, row, c.LEFT), ret)
+    rshift = jnp.where(k < c.NUM_ROWS, call(c.MOVE_PTR, row, c.RIGHT), ret)
+    # Rows indexed by program id; primitives and RETURN never own a frame.
+    table = jnp.stack([ret, ret, ret, add, add1, carry, lshift, rshift])
+    return table[frame.program]
+
+
+def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
+    """Whether ``frame``'s program did its job.
+
+    ADD: OUT holds the sum. ADD1: OUT under its column holds the column's digit (of the values
+    it found there), the next column's carry cell holds 1 if the column sum was 10 or more, and
+    the pointers are back. CARRY: the carry cell left of the carry pointer holds 1, pointers back.
+    LSHIFT / RSHIFT: every pointer moved one column left / right.
+    """
+    snap: Snapshot = frame.snapshot
+    width = pad.pad.shape[1]
+    total = jnp.sum(digit_value(snap.cells[: c.OUT]))
+    out_col = snap.pointers[c.OUT]
+    carry_col = snap.pointers[c.CARRY] - 1
+    carry_left_is_one = (carry_col >= 0) & (
+        pad.pad[c.CARRY, jnp.clip(carry_col, 0, width - 1)] == 2)
+    same_pointers = jnp.all(pad.pointers == snap.pointers)
+    add, _ = check_sum(pad)
+    add1 = (pad.pad[c.OUT, out_col] == total % 10 + 1) & ((total < 10) | carry_left_is_one)
+    add1 &= same_pointers
+    carry = carry_left_is_one & same_pointers
+    lshift = jnp.all(pad.pointers == snap.pointers - 1)
+    rshift = jnp.all(pad.pointers == snap.pointers + 1)
+    false = jnp.zeros((), bool)
+    table = jnp.stack([false, false, false, add, add1, carry, lshift, rshift])
+    return table[frame.program]
+
+
+def snapshot(pad: Scratchpad) -> Snapshot:
+    return Snapshot(pointers=pad.pointers, cells=cells_under_pointers(pad))
+
+
+def progress(pad: Scratchpad) -> chex.Array:
+    """Fraction of the operands' columns that OUT has right, counted from the units up.
+
+    (The top carry digit is not counted; the success reward covers it.)
+    """
+    _, correct = check_sum(pad)
+    n = jnp.maximum(pad.num_digits, 1)
+    return jnp.minimum(correct, n) / n
+
+
+def full_view(pad: Scratchpad) -> FullView:
+    return FullView(pad=pad.pad, pointers=pad.pointers)
+
+
+def default_step_limit(pad: Scratchpad) -> chex.Array:
+    """Twice the expert's worst case for this instance's size (all columns carrying)."""
+    return 2 * (c.EXPERT_STEPS_PER_COLUMN * (pad.num_digits + 1) + 1)

@@ -1,0 +1,41 @@
+"""Types of the addition task's state."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple
+
+import chex
+
+if TYPE_CHECKING:  # pragma: no cover
+    from dataclasses import dataclass
+else:
+    from chex import dataclass
+
+
+@dataclass
+class Scratchpad:
+    """The addition task's part of the machine state.
+
+    Attributes:
+        pad: (4, width) int8, rows IN1, IN2, CARRY, OUT; 0 blank, d + 1 for digit d, 11 edge.
+        pointers: (4,) int32, one column pointer per row.
+        num_digits: () int32, digits of the longer operand (the instance's size).
+    """
+
+    pad: chex.Array
+    pointers: chex.Array
+    num_digits: chex.Array
+
+
+class Snapshot(NamedTuple):
+    """What the postconditions need of the state when a program was called."""
+
+    pointers: chex.Array  # (4,) int32
+    cells: chex.Array  # (4,) int32, the values under the pointers
+
+
+class FullView(NamedTuple):
+    """The whole scratchpad (``observation="full"``)."""
+
+    pad: chex.Array  # (4, width) int8
+    pointers: chex.Array  # (4,) int32

@@ -1,0 +1,384 @@
+"""``ProgramEnv``: the program machine that every task runs on.
+
+A task subclasses :class:`ProgramEnv` and supplies its program library, a generator, and four
+functions: ``apply_primitive`` (what a primitive does to the task state), ``expert_call`` (NPI's
+execution trace, one call at a time), ``postcondition`` (did a returning program do its job) and
+``local_view`` (NPI's encoder input). The machine owns the rest: the call stack, action masks,
+builtin execution, the step limit, rewards, observations and specs.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from functools import cached_property
+from typing import Any, Dict, Optional, Sequence, Tuple
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jumanji import specs
+from jumanji.env import Environment
+from jumanji.types import StepType, TimeStep, restart
+
+from npigym.envs.machine import stack as call_stack
+from npigym.envs.machine.generator import Generator
+from npigym.envs.machine.library import (
+    KIND_BUILTIN,
+    KIND_CALL,
+    KIND_NONE,
+    KIND_PRIMITIVE,
+    KIND_RETURN,
+    NUM_ARGS,
+    PRIMITIVE,
+    RETURN_ID,
+    ProgramLibrary,
+)
+from npigym.envs.machine.types import CallStack, Frame, Observation, State
+from npigym.envs.machine.viewer import ProgramViewer
+
+REWARDS = ("sparse", "dense")
+OBSERVATIONS = ("local", "full")
+RENDER_MODES = ("ansi", "rgb_array", "human")
+
+
+class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.ABC):
+    """Base class of the environments where the agent acts by calling programs.
+
+    - Action: ``(program, arg0, arg1, arg2)``, a ``MultiDiscreteArray``. Arguments a program
+      does not take are ignored. An *invalid* action (a program the current frame may not call,
+      an argument value the program does not allow, a primitive the task rejects such as moving a
+      pointer off the pad) changes nothing, costs ``invalid_action_penalty`` and still counts
+      towards the step limit; ``extras["invalid_action"]`` flags it.
+    - Calling an ``agent`` program pushes a frame; the agent then acts inside it until it calls
+      RETURN. A ``builtin`` program runs to completion inside the step (the task's expert
+      executes it). A ``primitive`` changes the task state. RETURN pops the frame; RETURN from
+      the root ends the episode (``termination``).
+    - Every RETURN (and every builtin call) reports the returning program and whether its
+      postcondition held in ``extras["returned_program"]`` (-1 when nothing returned) and
+      ``extras["postcondition"]``; ``extras["success"]`` is True on the step that ends the
+      episode with the root program's postcondition holding.
+    - The episode is cut with ``truncation`` (discount 1: the budget is artificial, not a task
+      outcome) when ``step_count`` reaches ``step_limit``.
+    - Reward: ``"sparse"`` pays 1 for a successful root RETURN. ``"dense"`` adds the change in
+      the task's progress measure (in [0, 1]) every step.
+    """
+
+    def __init__(
+        self,
+        library: ProgramLibrary,
+        generator: Generator,
+        *,
+        reward: str = "sparse",
+        observation: str = "local",
+        time_limit: Optional[int] = None,
+        invalid_action_penalty: float = 0.0,
+        render_mode: str = "ansi",
+        viewer: Optional[ProgramViewer] = None,
+    ):
+        if reward not in REWARDS:
+            raise ValueError(f"reward must be one of {REWARDS}, not {reward!r}")
+        if observation not in OBSERVATIONS:
+            raise ValueError(f"observation must be one of {OBSERVATIONS}, not {observation!r}")
+        if time_limit is not None and (isinstance(time_limit, bool)
+                                       or not isinstance(time_limit, (int, np.integer))
+                                       or time_limit < 1):
+            raise ValueError(f"time_limit must be a positive int or None, not {time_limit!r}")
+        if (isinstance(invalid_action_penalty, bool)
+                or not isinstance(invalid_action_penalty, (int, float, np.number))
+                or not math.isfinite(invalid_action_penalty)):
+            raise ValueError("invalid_action_penalty must be a finite number, "
+                             f"not {invalid_action_penalty!r}")
+        if render_mode not in RENDER_MODES:
+            raise ValueError(f"render_mode must be one of {RENDER_MODES}, not {render_mode!r}")
+        if not isinstance(generator, Generator):
+            raise TypeError(f"generator must be an npigym Generator, "
+                            f"not {type(generator).__name__}")
+        self.library = library
+        self.generator = generator
+        self.reward_type = reward
+        self.observation_type = observation
+        self.time_limit = None if time_limit is None else int(time_limit)
+        self.invalid_action_penalty = float(invalid_action_penalty)
+        self.render_mode = render_mode
+        self.viewer = viewer
+        self.max_depth = library.max_depth
+        lib = library
+        # Static tables, baked into the jitted step as constants.
+        self._callable = jnp.asarray(lib.callable)
+        self._arg_valid = jnp.asarray(lib.arg_valid)
+        self._uses_arg = jnp.asarray(np.arange(NUM_ARGS)[None, :] < lib.num_args[:, None])
+        self._kind = jnp.asarray(lib.kind)
+        self._is_primitive = jnp.asarray([p.mode == PRIMITIVE for p in lib.programs]).at[
+            RETURN_ID].set(False)
+        room = np.where(lib.kind == KIND_CALL, 1,
+                        np.where(lib.kind == KIND_BUILTIN, lib.builtin_depth, 0))
+        self._room_needed = jnp.asarray(room, jnp.int32)
+        super().__init__()
+
+    # ------------------------------------------------------------------------------------------
+    # What a task supplies.
+    # ------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def apply_primitive(self, task: Any, program: chex.Array, args: chex.Array
+                        ) -> Tuple[Any, chex.Array]:
+        """Apply primitive ``program(args)``; return the new task state and whether it was valid.
+
+        Called for every primitive id (and only primitive ids). An invalid primitive's task state
+        is discarded, so it need not be meaningful.
+        """
+
+    @abc.abstractmethod
+    def expert_call(self, task: Any, frame: Frame) -> chex.Array:
+        """The expert's next call ``(program, arg0, arg1, arg2)`` from ``frame`` (NPI's trace)."""
+
+    @abc.abstractmethod
+    def postcondition(self, task: Any, frame: Frame) -> chex.Array:
+        """Whether ``frame``'s program did its job, from its snapshot at call time to ``task``."""
+
+    @abc.abstractmethod
+    def local_view(self, task: Any) -> Any:
+        """NPI's view of the task state (values under the pointers, edge flags)."""
+
+    @property
+    @abc.abstractmethod
+    def local_view_spec(self) -> specs.Spec:
+        """Spec of ``local_view``."""
+
+    def full_view(self, task: Any) -> Any:
+        """The whole task state as the agent may see it with ``observation="full"``."""
+        raise NotImplementedError(f"{type(self).__name__} has no full view")
+
+    @property
+    def full_view_spec(self) -> specs.Spec:
+        raise NotImplementedError(f"{type(self).__name__} has no full view")
+
+    def snapshot(self, task: Any) -> Any:
+        """What postconditions need of the state at call time (default: all of it)."""
+        return task
+
+    def progress(self, task: Any) -> chex.Array:
+        """Task progress in [0, 1] for the dense reward."""
+        raise NotImplementedError(f"{type(self).__name__} has no dense reward")
+
+    def default_step_limit(self, task: Any) -> chex.Array:
+        """Step budget of an instance when ``time_limit`` is None."""
+        raise NotImplementedError(f"{type(self).__name__} needs a time_limit")
+
+    # ------------------------------------------------------------------------------------------
+    # Jumanji API.
+    # ------------------------------------------------------------------------------------------
+    def reset(self, key: chex.PRNGKey) -> Tuple[State, TimeStep[Observation]]:
+        """Draw an instance and start the root program with an empty call history.
+
+        The instance is a function of ``key`` (generators hash its data); the state keeps
+        ``key`` for auto-reset wrappers, which derive the next episode's key from it.
+        """
+        task = self.generator(key)
+        stack = call_stack.new_stack(self.max_depth, self.library.root, self.snapshot(task))
+        if self.time_limit is None:
+            limit = jnp.asarray(self.default_step_limit(task), jnp.int32)
+        else:
+            limit = jnp.asarray(self.time_limit, jnp.int32)
+        state = State(task=task, stack=stack, step_count=jnp.zeros((), jnp.int32),
+                      step_limit=limit, key=key)
+        extras = self._extras(invalid=False, returned=-1, postcondition=False, success=False,
+                              primitive_steps=0)
+        return state, restart(self._observe(task, stack), extras)
+
+    def step(self, state: State, action: chex.Array) -> Tuple[State, TimeStep[Observation]]:
+        """One agent decision: call a primitive, a program, or RETURN."""
+        action = jnp.asarray(action).astype(jnp.int32)
+        chex.assert_shape(action, (1 + NUM_ARGS,))
+        task, stack = state.task, state.stack
+        frame = call_stack.top(stack)
+        program = jnp.clip(action[0], 0, self.library.num_programs - 1)
+        args = action[1:]
+        valid = (action[0] == program) & self._action_mask(frame.program, stack.depth)[program]
+        valid &= self._args_valid(program, args)
+        args = jnp.where(self._uses_arg[program], args, 0)  # canonical: unused slots are 0
+        kind = jnp.where(valid, self._kind[program], KIND_NONE)
+        is_call, is_builtin, returning = (kind == KIND_CALL, kind == KIND_BUILTIN,
+                                          kind == KIND_RETURN)
+        snapshot = self.snapshot(task)
+
+        prim_task, prim_ok = self.apply_primitive(task, program, args)
+        prim_ok &= kind == KIND_PRIMITIVE
+        new_task = call_stack.tree_where(prim_ok, prim_task, task)
+        new_stack = call_stack.update(stack, count=prim_ok | is_call | is_builtin, push=is_call,
+                                      pop=returning, program=program, args=args,
+                                      snapshot=snapshot)
+        post = returning & self.postcondition(task, frame)
+        primitive_steps = prim_ok.astype(jnp.int32)
+        if self.library.has_builtin:  # static: only libraries with builtins pay for the loop
+            opened = call_stack.update(stack, count=is_builtin, push=is_builtin, pop=False,
+                                       program=program, args=args, snapshot=snapshot)
+            built_task, built_stack, built_steps = self._run_builtin(
+                task, opened, stack.depth, is_builtin, state.step_limit)
+            built_frame = Frame(program, args, jnp.zeros((), jnp.int32), snapshot)
+            new_task = call_stack.tree_where(is_builtin, built_task, new_task)
+            new_stack = call_stack.tree_where(is_builtin, built_stack, new_stack)
+            post |= is_builtin & self.postcondition(built_task, built_frame)
+            primitive_steps += jnp.where(is_builtin, built_steps, 0)
+
+        invalid = ~valid | ((kind == KIND_PRIMITIVE) & ~prim_ok)
+        returned = jnp.where(returning, frame.program, jnp.where(is_builtin, program, -1))
+        done = returning & (stack.depth == 0)
+        success = done & post
+
+        reward = success.astype(jnp.float32)
+        if self.reward_type == "dense":
+            reward += self.progress(new_task) - self.progress(task)
+        reward -= self.invalid_action_penalty * invalid.astype(jnp.float32)
+
+        step_count = state.step_count + 1
+        new_state = State(task=new_task, stack=new_stack, step_count=step_count,
+                          step_limit=state.step_limit, key=state.key)
+        # termination (discount 0) when the root returns, truncation (discount 1) at the step
+        # limit, else a transition: written out rather than jumanji's termination/truncation/
+        # transition under lax.cond, which under vmap selects between three observations.
+        truncated = ~done & (step_count >= state.step_limit)
+        timestep = TimeStep(
+            step_type=jnp.where(done | truncated, StepType.LAST, StepType.MID),
+            reward=reward,
+            discount=jnp.where(done, 0.0, 1.0).astype(jnp.float32),
+            observation=self._observe(new_task, new_stack),
+            extras=self._extras(invalid=invalid, returned=returned, postcondition=post,
+                                success=success, primitive_steps=primitive_steps),
+        )
+        return new_state, timestep
+
+    def expert_action(self, state: State) -> chex.Array:
+        """The expert's action in ``state``: NPI's execution trace, one call per step (pure JAX).
+
+        Raises:
+            ValueError: in a flat or partly inlined posing. The expert's calls follow the task's
+                hierarchy, which an inlined program hides from the machine; run the expert on
+                the hierarchical posing (e.g. with ``npigym.traces``) and replay its primitives.
+        """
+        if self.library.has_inline:
+            raise ValueError(
+                "expert_action needs every program's frame on the call stack, but this posing "
+                f"inlines {[p.name for p in self.library.programs if p.mode == 'inline']}; use "
+                "modes='hierarchical' or 'macro' and replay the expert's primitives instead")
+        return self.expert_call(state.task, call_stack.top(state.stack))
+
+    @cached_property
+    def observation_spec(self) -> specs.Spec[Observation]:
+        lib = self.library
+        return specs.Spec(
+            Observation,
+            "ObservationSpec",
+            program=specs.BoundedArray((), jnp.int32, 0, lib.num_programs - 1, "program"),
+            args=specs.BoundedArray((NUM_ARGS,), jnp.int32, 0, lib.arg_num_values - 1, "args"),
+            depth=specs.BoundedArray((), jnp.int32, 0, self.max_depth - 1, "depth"),
+            action_mask=specs.BoundedArray((lib.num_programs,), bool, False, True, "action_mask"),
+            local=self.local_view_spec,
+            full=self.full_view_spec if self.observation_type == "full" else None,
+        )
+
+    @cached_property
+    def action_spec(self) -> specs.MultiDiscreteArray:
+        lib = self.library
+        return specs.MultiDiscreteArray(
+            num_values=jnp.asarray([lib.num_programs, *lib.arg_num_values], jnp.int32),
+            name="action")
+
+    def render(self, state: State, mode: Optional[str] = None) -> Any:
+        """Render one (unbatched) ``state``: ``"ansi"`` text (the default), an ``"rgb_array"``
+        image, or ``"human"``, which prints the text."""
+        mode = mode or self.render_mode
+        if mode not in RENDER_MODES:
+            raise ValueError(f"render mode must be one of {RENDER_MODES}, not {mode!r}")
+        if self.viewer is None:
+            raise NotImplementedError(f"{type(self).__name__} has no viewer")
+        if mode == "rgb_array":
+            return self.viewer.render_rgb(state)
+        text = self.viewer.render_text(state)
+        if mode == "human":
+            print(text)
+            return None
+        return text
+
+    def animate(self, states: Sequence[State], save_path: Optional[str] = None,
+                interval: int = 200) -> Any:
+        """Animate a sequence of (unbatched) states as a matplotlib animation; with ``save_path``
+        also write it (``.gif`` via Pillow)."""
+        if self.viewer is None:
+            raise NotImplementedError(f"{type(self).__name__} has no viewer")
+        return self.viewer.animate(states, save_path, interval)
+
+    def __repr__(self) -> str:
+        modes = ", ".join(f"{n}={m}" for n, m in self.library.modes.items() if m != PRIMITIVE)
+        return (f"{type(self).__name__}(reward={self.reward_type!r}, "
+                f"observation={self.observation_type!r}, modes=({modes}))")
+
+    # ------------------------------------------------------------------------------------------
+    # Machine internals.
+    # ------------------------------------------------------------------------------------------
+    def _action_mask(self, program: chex.Array, depth: chex.Array) -> chex.Array:
+        """Programs callable from a frame of ``program`` at ``depth`` (room on the stack)."""
+        return self._callable[program] & (depth + self._room_needed < self.max_depth)
+
+    def _args_valid(self, program: chex.Array, args: chex.Array) -> chex.Array:
+        width = self._arg_valid.shape[-1]
+        in_range = (args >= 0) & (args < width)
+        ok = self._arg_valid[program, jnp.arange(NUM_ARGS), jnp.clip(args, 0, width - 1)]
+        return jnp.all(ok & (in_range | ~self._uses_arg[program]))
+
+    def _observe(self, task: Any, stack: CallStack) -> Observation:
+        frame = call_stack.top(stack)
+        return Observation(
+            program=frame.program,
+            args=frame.args,
+            depth=stack.depth,
+            action_mask=self._action_mask(frame.program, stack.depth),
+            local=self.local_view(task),
+            full=self.full_view(task) if self.observation_type == "full" else None,
+        )
+
+    def _run_builtin(self, task: Any, stack: CallStack, caller_depth: chex.Array,
+                     active: chex.Array, limit: chex.Array) -> Tuple[Any, CallStack, chex.Array]:
+        """Execute the frame on top of ``stack`` with the expert until it returns.
+
+        Inside a builtin every program runs as the expert would run it (primitives applied,
+        programs pushed as frames, whatever their mode), so the subtree is the task's reference
+        implementation. ``limit`` caps the loop's iterations in case an expert never returns.
+        Returns the task state, the stack (the caller's frame on top again, its call already
+        counted) and the number of primitives applied.
+        """
+
+        def cond(carry):
+            _, s, n, _ = carry
+            return active & (s.depth > caller_depth) & (n < limit)
+
+        def body(carry):
+            t, s, n, prims = carry
+            call = self.expert_call(t, call_stack.top(s))
+            q, q_args = call[0], call[1:]
+            is_prim = self._is_primitive[q]
+            is_return = q == RETURN_ID
+            t_prim, ok = self.apply_primitive(t, q, q_args)
+            ok &= is_prim
+            s = call_stack.update(s, count=~is_return, push=~is_prim & ~is_return,
+                                  pop=is_return, program=q, args=q_args,
+                                  snapshot=self.snapshot(t))
+            t = call_stack.tree_where(ok, t_prim, t)
+            return t, s, n + 1, prims + ok.astype(jnp.int32)
+
+        zero = jnp.zeros((), jnp.int32)
+        task, stack, _, primitive_steps = jax.lax.while_loop(
+            cond, body, (task, stack, zero, zero))
+        return task, stack, primitive_steps
+
+    @staticmethod
+    def _extras(*, invalid: Any, returned: Any, postcondition: Any, success: Any,
+                primitive_steps: Any) -> Dict[str, chex.Array]:
+        return {
+            "invalid_action": jnp.asarray(invalid, bool),
+            "returned_program": jnp.asarray(returned, jnp.int32),
+            "postcondition": jnp.asarray(postcondition, bool),
+            "success": jnp.asarray(success, bool),
+            "primitive_steps": jnp.asarray(primitive_steps, jnp.int32),
+        }

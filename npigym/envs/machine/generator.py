@@ -1,0 +1,93 @@
+"""Instance generators and the cheap integer hash they draw from.
+
+Under ``vmap`` an auto-reset wrapper computes a fresh instance for every environment at every
+step (``lax.cond`` becomes ``select``), so generation sits on the hot path. Drawing a whole
+instance with threefry dominated the step in the design sketch (DESIGN.md, performance notes);
+our generators draw one 32-bit word from the key and expand it with an integer hash instead.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+import chex
+import jax
+import jax.numpy as jnp
+
+
+class Generator(abc.ABC):
+    """Makes a task instance (the task part of the machine state) from a key, Jumanji style.
+
+    Subclasses store their size knobs as attributes (the env reads them back to size its
+    arrays) and implement ``__call__``.
+    """
+
+    @abc.abstractmethod
+    def __call__(self, key: chex.PRNGKey) -> Any:
+        """Generate a task instance."""
+
+
+def hash32(x: chex.Array) -> chex.Array:
+    """A 32-bit integer finaliser (``lowbias32``, Chris Wellons' hash-prospector).
+
+    Bijective on uint32 with good avalanche; ``hash32(seed ^ hash32(i))`` gives a stream of
+    independent-looking words from one seed word. No maintained JAX library offers a cheap
+    counter-based integer hash (jax.random is threefry/rbg, far heavier per word), hence this.
+    """
+    x = jnp.asarray(x, jnp.uint32)
+    x = x ^ (x >> 16)
+    x = x * jnp.uint32(0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = x * jnp.uint32(0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def hash_stream(seed: chex.Array, index: chex.Array) -> chex.Array:
+    """Word ``index`` of the stream defined by ``seed`` (both uint32, broadcast together).
+
+    SplitMix style: a Weyl sequence ``seed + (index + 1) * golden`` through the finaliser.
+    """
+    golden = jnp.uint32(0x9E3779B9)
+    return hash32(jnp.asarray(seed, jnp.uint32)
+                  + (jnp.asarray(index, jnp.uint32) + jnp.uint32(1)) * golden)
+
+
+def uniform_int(word: chex.Array, low: chex.Array, high: chex.Array) -> chex.Array:
+    """An int32 in ``[low, high]`` from a uint32 word (modulo bias below 1e-6 for ranges < 4k)."""
+    span = (jnp.asarray(high, jnp.int32) - jnp.asarray(low, jnp.int32) + 1).astype(jnp.uint32)
+    return jnp.asarray(low, jnp.int32) + (word % span).astype(jnp.int32)
+
+
+def scale16(half: chex.Array, n: int) -> chex.Array:
+    """Map a 16-bit value to ``[0, n)`` by multiply-shift (``n`` static, at most 65536).
+
+    Integer division has no SIMD form on x86, so ``word % 10`` per pad column cost more than
+    the rest of a reset; this is a multiply and a shift (relative bias below n / 65536).
+    """
+    return ((jnp.asarray(half, jnp.uint32) * jnp.uint32(n)) >> 16).astype(jnp.int32)
+
+
+def seed_word(key: chex.PRNGKey) -> chex.Array:
+    """A uint32 seed from ``key``'s data by hashing: no threefry on the reset path.
+
+    Works for raw (``PRNGKey``) and typed (``jax.random.key``) keys.
+    """
+    data = jax.random.key_data(key).reshape(-1).astype(jnp.uint32)
+    return hash32(data[0] ^ hash32(data[-1] ^ jnp.uint32(0x9E3779B9)))
+
+
+def next_key(key: chex.PRNGKey) -> chex.PRNGKey:
+    """A fresh key for the next episode, derived from ``key`` by hashing (a counter-free stream).
+
+    Auto-reset runs every step under ``vmap``; splitting with threefry there cost 1.3x of the
+    whole step (benchmarks/env_throughput.py). The derived key never equals the data that
+    :func:`seed_word` hashes, and keys of independent envs stay independent.
+    """
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    data = jax.random.key_data(key).astype(jnp.uint32)
+    flat = data.reshape(-1)
+    mixed = jnp.stack([hash_stream(flat[0], flat[-1] ^ jnp.uint32(0x85EBCA6B)),
+                       hash_stream(flat[-1], flat[0] ^ jnp.uint32(0xC2B2AE35))])
+    new = jnp.zeros_like(flat).at[0].set(mixed[0]).at[-1].set(mixed[1]).reshape(data.shape)
+    return jax.random.wrap_key_data(new, impl=jax.random.key_impl(key)) if typed else new
