@@ -75,6 +75,8 @@ class Addition(ProgramEnv):
     ```
     """
 
+    size_knobs = ("min_digits", "max_digits")
+
     def __init__(
         self,
         min_digits: Optional[int] = None,

@@ -65,6 +65,10 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
       the task's progress measure (in [0, 1]) every step.
     """
 
+    # The constructor knobs that bound an instance's size, e.g. ("min_digits", "max_digits");
+    # the CLI's ``--size N`` (alias ``--digits`` / ``--length``) sets both to N.
+    size_knobs: Tuple[str, ...] = ()
+
     def __init__(
         self,
         library: ProgramLibrary,
