@@ -121,7 +121,14 @@ def make(id: str, **kwargs: Any) -> Any:
     factory = env_spec.load()
     merged = {**env_spec.kwargs, **kwargs}
     _check_kwargs(env_spec.id, factory, merged)
-    return factory(**merged)
+    env = factory(**merged)
+    # Recorded so traces and run directories can say how to rebuild the env; objects that take
+    # no new attributes (slots, frozen) are returned as they are.
+    try:
+        env.env_id, env.env_kwargs = env_spec.id, merged
+    except (AttributeError, TypeError):
+        pass
+    return env
 
 
 def registered_environments() -> List[str]:

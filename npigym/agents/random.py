@@ -57,9 +57,10 @@ def make_random_policy(env) -> Policy:
     """``policy(key, observation) -> action``, uniform over valid actions (pure, vmappable).
 
     For program-machine envs: a program among ``observation.action_mask``, then each argument
-    uniform over the values that program allows. For other Jumanji envs: uniform among the
-    mask's True entries when the observation has an ``action_mask`` and the action is discrete,
-    else uniform over the action spec's bounds.
+    uniform over the values that program allows. (The task may still reject a primitive in some
+    states, e.g. a move off the pad; that is a documented no-op, not a masked action.) For
+    other Jumanji envs: uniform among the mask's True entries when the observation has an
+    ``action_mask`` and the action is discrete, else uniform over the action spec's bounds.
     """
     unwrapped = getattr(env, "unwrapped", env)
     if hasattr(unwrapped, "library"):

@@ -53,18 +53,21 @@ class AdditionViewer(ProgramViewer):
         start = int(np.clip(pointers.min() - self.max_columns // 4, 0, width - self.max_columns))
         return start, start + self.max_columns
 
+    def title(self, state: State) -> str:
+        """``96 + 125 = 221    OUT: 21    step 9/114`` (sizes only for long numbers)."""
+        pad = np.asarray(state.task.pad)
+        a, b = row_number(pad[c.IN1]), row_number(pad[c.IN2])
+        if max(len(a), len(b)) <= 60:  # Python ints refuse > 4,300-digit strings anyway
+            answer = int(a or 0) + int(b or 0)
+            return (f"{a} + {b} = {answer}    OUT: {row_number(pad[c.OUT]) or '-'}    "
+                    f"{header_line(state)}")
+        return f"{int(state.task.num_digits)}-digit addition    {header_line(state)}"
+
     def render_text(self, state: State) -> str:
         pad = np.asarray(state.task.pad)
         pointers = np.asarray(state.task.pointers)
         start, stop = self._window(pad, pointers)
-        lines: List[str] = []
-        a, b = row_number(pad[c.IN1]), row_number(pad[c.IN2])
-        if max(len(a), len(b)) <= 60:  # Python ints refuse > 4,300-digit strings anyway
-            answer = int(a or 0) + int(b or 0)
-            lines.append(f"{a} + {b} = {answer}    OUT: {row_number(pad[c.OUT]) or '-'}    "
-                         f"{header_line(state)}")
-        else:
-            lines.append(f"{int(state.task.num_digits)}-digit addition    {header_line(state)}")
+        lines: List[str] = [self.title(state)]
         lines.extend(stack_lines(self.library, state))
         lines.append("")
         for r, name in enumerate(c.ROW_NAMES):
@@ -102,7 +105,7 @@ class AdditionViewer(ProgramViewer):
             p = int(pointers[r]) - start
             if 0 <= p < ncols:
                 ax.add_patch(_rect(p, r, "none", ROW_COLOURS[r], 2.5))
-        text = "\n".join([header_line(state), *frames])
+        text = "\n".join([self.title(state), *frames])
         fig.text(0.02, 0.97, text, ha="left", va="top", fontsize=9, family="monospace")
         return figure_to_rgb(fig)
 

@@ -261,12 +261,17 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
                 hierarchy, which an inlined program hides from the machine; run the expert on
                 the hierarchical posing (e.g. with ``npigym.traces``) and replay its primitives.
         """
-        if self.library.has_inline:
+        if not self.has_expert:
             raise ValueError(
                 "expert_action needs every program's frame on the call stack, but this posing "
                 f"inlines {[p.name for p in self.library.programs if p.mode == 'inline']}; use "
                 "modes='hierarchical' or 'macro' and replay the expert's primitives instead")
         return self.expert_call(state.task, call_stack.top(state.stack))
+
+    @property
+    def has_expert(self) -> bool:
+        """Whether ``expert_action`` is defined: not in flat or partly inlined posings."""
+        return not self.library.has_inline
 
     @cached_property
     def observation_spec(self) -> specs.Spec[Observation]:

@@ -54,6 +54,7 @@ def update(stack: CallStack, *, count: chex.Array, push: chex.Array, pop: chex.A
         program, args, snapshot: the pushed frame's program, arguments and task snapshot.
     """
     chex.assert_shape(args, (NUM_ARGS,))
+    count, push, pop = (jnp.asarray(x, bool) for x in (count, push, pop))
     d = stack.depth
     level = jnp.arange(stack.program.shape[0])
     opened = push & (level == d + 1)

@@ -1,0 +1,132 @@
+"""The addition task's pure functions: the column-by-column sum check, primitives, views."""
+
+import random
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from npigym.envs.addition import RandomGenerator, task
+from npigym.envs.addition import constants as c
+from npigym.envs.addition.generator import make_scratchpad
+from npigym.envs.addition.viewer import row_number
+
+
+def pad_for(a: int, b: int, width: int):
+    """A scratchpad for a + b built from Python ints."""
+    digits = np.zeros((2, width), np.int32)
+    for row, x in enumerate((a, b)):
+        s = str(x)
+        digits[row, width - 1 - len(s): width - 1] = [int(ch) for ch in s]
+    return make_scratchpad(jnp.asarray(digits[0]), jnp.asarray(digits[1]),
+                           jnp.int32(len(str(a))), jnp.int32(len(str(b))))
+
+
+def with_out(pad, out_digits: str, width: int, blanks=()):
+    row = np.full((width,), c.BLANK, np.int8)
+    row[0] = row[-1] = c.SENTINEL
+    for j, ch in enumerate(reversed(out_digits)):
+        row[width - 2 - j] = int(ch) + 1
+    for col in blanks:
+        row[col] = c.BLANK
+    return pad.replace(pad=pad.pad.at[c.OUT].set(jnp.asarray(row)))
+
+
+def test_check_sum__agrees_with_integer_addition_on_random_rows():
+    """Exact sums, corrupted cells and partly written OUT rows, against Python ints."""
+    width = 16
+    rng = random.Random(0)
+    check = jax.jit(task.check_sum)
+    for _ in range(300):
+        a, b = rng.randrange(10 ** rng.randint(1, 12)), rng.randrange(10 ** rng.randint(1, 12))
+        answer = str(a + b)
+        pad = pad_for(a, b, width)
+        kind = rng.random()
+        out = answer
+        if kind < 0.3:  # a wrong digit somewhere
+            j = rng.randrange(len(out))
+            out = out[:j] + str((int(out[j]) + rng.randint(1, 9)) % 10) + out[j + 1:]
+        elif kind < 0.5:  # an extra leading digit
+            out = str(rng.randint(1, 9)) + out
+        elif kind < 0.8:  # only the k lowest digits written so far
+            k = rng.randint(0, len(answer))
+            out = answer[len(answer) - k:] if k else ""
+        solved, correct = check(with_out(pad, out, width))
+        assert bool(solved) == (out == answer), (a, b, out)
+        expect = 0
+        while (expect < min(len(answer), len(out))
+               and out[-1 - expect] == answer[-1 - expect]):
+            expect += 1
+        if out == answer:
+            expect = width  # every column, blanks included, is right
+        n = max(len(str(a)), len(str(b)))
+        assert min(int(correct), n) == min(expect, n), (a, b, out, int(correct))
+
+
+def test_check_sum__a_blank_where_a_zero_belongs_is_wrong():
+    width = 8
+    pad = pad_for(5, 5, width)  # 10: OUT needs "1" and "0"
+    solved, correct = task.check_sum(with_out(pad, "10", width))
+    assert bool(solved) and int(correct) >= 2
+    solved, correct = task.check_sum(with_out(pad, "10", width, blanks=(width - 2,)))
+    assert not bool(solved) and int(correct) == 0
+
+
+def test_progress__counts_columns_from_the_units_up():
+    width = 10
+    pad = pad_for(456, 789, width)  # 1245
+    assert float(task.progress(pad)) == 0.0
+    assert float(task.progress(with_out(pad, "45", width))) == pytest.approx(2 / 3)
+    assert float(task.progress(with_out(pad, "1245", width))) == 1.0
+    assert float(task.progress(with_out(pad, "1345", width))) == pytest.approx(2 / 3)
+
+
+def test_apply_primitive__moves_and_writes():
+    pad = pad_for(12, 34, 8)
+    moved, ok = task.apply_primitive(pad, jnp.int32(c.MOVE_PTR), jnp.array([c.IN2, c.LEFT, 0]))
+    assert bool(ok) and int(moved.pointers[c.IN2]) == 5
+    written, ok = task.apply_primitive(pad, jnp.int32(c.WRITE), jnp.array([c.OUT, 6, 0]))
+    assert bool(ok) and int(written.pad[c.OUT, 6]) == 7
+    _, ok = task.apply_primitive(pad, jnp.int32(c.WRITE), jnp.array([c.IN1, 6, 0]))
+    assert not bool(ok)
+    right, ok = task.apply_primitive(pad, jnp.int32(c.MOVE_PTR), jnp.array([c.OUT, c.RIGHT, 0]))
+    assert bool(ok) and int(right.pointers[c.OUT]) == 7  # onto the edge cell
+    _, ok = task.apply_primitive(right, jnp.int32(c.WRITE), jnp.array([c.OUT, 1, 0]))
+    assert not bool(ok)  # no writing on the edge
+    _, ok = task.apply_primitive(right, jnp.int32(c.MOVE_PTR), jnp.array([c.OUT, c.RIGHT, 0]))
+    assert not bool(ok)  # off the pad: no wrap-around
+
+
+def test_cells_under_pointers__is_the_npi_observation():
+    pad = pad_for(96, 125, 7)
+    np.testing.assert_array_equal(task.cells_under_pointers(pad), [7, 6, c.BLANK, c.BLANK])
+
+
+def test_random_generator__sizes_digits_and_layout():
+    generator = RandomGenerator(min_digits=2, max_digits=6)
+    pads = jax.jit(jax.vmap(generator))(jax.random.split(jax.random.PRNGKey(0), 2000))
+    n = np.asarray(pads.num_digits)
+    assert n.min() == 2 and n.max() == 6
+    rows = np.asarray(pads.pad)
+    assert (rows[:, :, 0] == c.SENTINEL).all() and (rows[:, :, -1] == c.SENTINEL).all()
+    assert (rows[:, c.CARRY:, 1:-1] == c.BLANK).all()
+    lengths = []
+    for i in range(2000):
+        a, b = row_number(rows[i, c.IN1]), row_number(rows[i, c.IN2])
+        assert max(len(a), len(b)) == n[i]
+        for r in (c.IN1, c.IN2):  # no leading zeros: the leftmost written digit is not 0
+            written = [v for v in rows[i, r] if c.BLANK < v < c.SENTINEL]
+            assert len(written) == 1 or written[0] != 1
+        lengths.append((len(a), len(b)))
+    assert any(x != y for x, y in lengths)  # operands of different lengths occur
+    digits = rows[:, :2, 1:-1][(rows[:, :2, 1:-1] > 0)] - 1
+    counts = np.bincount(digits, minlength=10)
+    assert counts.min() > 0.6 * counts.mean()  # every digit common (leading digits skew 0 down)
+
+
+def test_random_generator__validates_its_knobs():
+    with pytest.raises(ValueError, match="max_digits"):
+        RandomGenerator(1, 0)
+    with pytest.raises(ValueError, match="min_digits"):
+        RandomGenerator(7, 6)
