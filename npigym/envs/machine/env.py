@@ -280,7 +280,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
             Observation,
             "ObservationSpec",
             program=specs.BoundedArray((), jnp.int32, 0, lib.num_programs - 1, "program"),
-            args=specs.BoundedArray((NUM_ARGS,), jnp.int32, 0, lib.arg_num_values - 1, "args"),
+            args=specs.MultiDiscreteArray(jnp.asarray(lib.arg_num_values), jnp.int32, "args"),
             depth=specs.BoundedArray((), jnp.int32, 0, self.max_depth - 1, "depth"),
             action_mask=specs.BoundedArray((lib.num_programs,), bool, False, True, "action_mask"),
             local=self.local_view_spec,
