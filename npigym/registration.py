@@ -174,3 +174,12 @@ def _register_builtin_environments() -> None:
              "addition with ADD1 and LSHIFT as builtin macro actions")
     register("Addition-flat-v0", addition, {"modes": "flat"},
              "addition posed flat: ADD calls MOVE_PTR/WRITE directly")
+    canonicalize = "npigym.envs.canonicalize:Canonicalize"
+    register("Canonicalize-v0", canonicalize, {},
+             "NPI canonicalization of rendered 3-D cars to a target viewpoint (seen models)")
+    register("Canonicalize-unseen-v0", canonicalize, {"split": "unseen"},
+             "canonicalization on held-out car models (parameters never in the seen split)")
+    register("Canonicalize-macro-v0", canonicalize, {"modes": "macro"},
+             "canonicalization with HGOTO and VGOTO as builtin macro actions")
+    register("Canonicalize-flat-v0", canonicalize, {"modes": "flat"},
+             "canonicalization posed flat: GOTO calls ACT directly")
