@@ -183,3 +183,12 @@ def _register_builtin_environments() -> None:
              "canonicalization with HGOTO and VGOTO as builtin macro actions")
     register("Canonicalize-flat-v0", canonicalize, {"modes": "flat"},
              "canonicalization posed flat: GOTO calls ACT directly")
+    sorting = "npigym.envs.sorting:Sorting"
+    register("Sorting-v0", sorting, {},
+             "NPI bubble sort, arrays of 2-10 digits, the agent executes every program")
+    register("Sorting-macro-v0", sorting, {"modes": "macro"},
+             "bubble sort with BUBBLE and RESET as builtin macro actions")
+    register("Sorting-flat-v0", sorting, {"modes": "flat"},
+             "bubble sort posed flat: BUBBLESORT calls MOVE_PTR/SWAP directly")
+    register("Max-v0", "npigym.envs.sorting:Max", {},
+             "NPI MAX = BUBBLESORT then RJMP; BUBBLESORT and RSHIFT are builtin skills")

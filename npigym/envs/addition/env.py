@@ -68,9 +68,9 @@ class Addition(ProgramEnv):
 
     env = npigym.make("Addition-v0", max_digits=5)
     state, timestep = jax.jit(env.reset)(jax.random.PRNGKey(0))
-    step = jax.jit(env.step)
+    step, expert = jax.jit(env.step), jax.jit(env.expert_action)
     while not timestep.last():
-        state, timestep = step(state, env.expert_action(state))
+        state, timestep = step(state, expert(state))
     print(env.render(state), timestep.extras["success"])
     ```
     """
