@@ -331,10 +331,11 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         return self._callable[program] & (depth + self._room_needed < self.max_depth)
 
     def _args_valid(self, program: chex.Array, args: chex.Array) -> chex.Array:
+        """The arguments ``program`` takes are in range and allowed; the others are ignored."""
         width = self._arg_valid.shape[-1]
         in_range = (args >= 0) & (args < width)
-        ok = self._arg_valid[program, jnp.arange(NUM_ARGS), jnp.clip(args, 0, width - 1)]
-        return jnp.all(ok & (in_range | ~self._uses_arg[program]))
+        allowed = self._arg_valid[program, jnp.arange(NUM_ARGS), jnp.clip(args, 0, width - 1)]
+        return jnp.all(jnp.where(self._uses_arg[program], in_range & allowed, True))
 
     def _observe(self, task: Any, stack: CallStack) -> Observation:
         frame = call_stack.top(stack)

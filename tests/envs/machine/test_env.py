@@ -101,6 +101,13 @@ def test_machine__invalid_actions_are_no_ops(step, start, action, why):
     assert float(timestep.reward) == 0.0 and timestep.step_type == StepType.MID
 
 
+@pytest.mark.parametrize("action", [[RETURN, -1, 0, 0], [RETURN, 7, 9, 5], [ADD2, 2, -4, 99]])
+def test_machine__arguments_a_program_does_not_take_are_ignored(step, start, action):
+    state, _ = start
+    _, timestep = step(state, jnp.asarray(action, jnp.int32))
+    assert not bool(timestep.extras["invalid_action"])
+
+
 def test_machine__rejected_primitive_is_a_no_op_with_penalty():
     env = CounterEnv(invalid_action_penalty=0.25)
     state, _ = env.reset(jax.random.PRNGKey(0))

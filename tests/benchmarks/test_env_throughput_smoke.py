@@ -1,0 +1,43 @@
+"""benchmarks/env_throughput.py runs end to end on tiny sizes, so it cannot rot unnoticed."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+import env_throughput
+
+
+def test_quick_run_writes_the_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    output = tmp_path / "results" / "throughput.md"
+    rows = env_throughput.main(["--quick", "--output", str(output)])
+
+    cases = env_throughput.default_cases()
+    assert [f"{r.env} | {r.policy} | {r.reset}" for r in rows] == [c.label for c in cases]
+    for row, case in zip(rows, cases):
+        sizes = {1} if isinstance(case, env_throughput.PythonCase) else {1, 4}
+        assert set(row.steps_per_s) == sizes, case.label
+        assert all(v > 0 for v in row.steps_per_s.values()), case.label
+        assert all(n >= 0 for n in row.episodes.values()), case.label
+
+    report = output.read_text()
+    assert "| env | policy | reset | B=1 | B=4 | compile + first call, s |" in report
+    for case in cases:
+        assert f"| {case.env} | {case.policy} | {case.reset} |" in report
+    # Every ratio is computable from a full run of the default cases.
+    for ratio in env_throughput.RATIOS:
+        assert f"| {ratio.name} |" in report
+    assert "## Machine" in report and "- CPU: " in report
+    assert "env_throughput.py --quick --output" in report
+    assert "| env | policy | reset |" in capsys.readouterr().out
+
+
+def test_envs_filter_and_list(capsys: pytest.CaptureFixture) -> None:
+    assert env_throughput.main(["--list", "--envs", "snake"]) == []
+    listed = capsys.readouterr().out.strip().splitlines()
+    assert listed and all(line.startswith("Snake-v1 |") for line in listed)
+    with pytest.raises(SystemExit):
+        env_throughput.main(["--list", "--envs", "NoSuchEnv-v0"])
