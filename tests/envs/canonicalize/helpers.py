@@ -93,7 +93,7 @@ class ProblemEnv:
 
     def __init__(self, problems, **kwargs):
         from npigym.envs.canonicalize import ProblemGenerator
-        from npigym.envs.machine.generator import seed_word
+        from npigym.envs.machine.generator import seed_word, uniform_int
 
         self.problems = list(problems)
         self.env = Canonicalize(generator=ProblemGenerator(self.problems), **kwargs)
@@ -101,7 +101,8 @@ class ProblemEnv:
         self.step = jax.jit(self.env.step)
         self.expert = None if self.env.library.has_inline else jax.jit(self.env.expert_action)
         keys = jax.random.split(jax.random.PRNGKey(0), 4096)
-        chosen = np.asarray(jax.vmap(seed_word)(keys)) % len(self.problems)  # uniform_int
+        # The generator's own draw, so the mapping follows any change to uniform_int.
+        chosen = np.asarray(uniform_int(jax.vmap(seed_word)(keys), 0, len(self.problems) - 1))
         self._keys = [keys[int(np.flatnonzero(chosen == i)[0])]
                       for i in range(len(self.problems))]
 
