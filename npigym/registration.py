@@ -192,3 +192,6 @@ def _register_builtin_environments() -> None:
              "bubble sort posed flat: BUBBLESORT calls MOVE_PTR/SWAP directly")
     register("Max-v0", "npigym.envs.sorting:Max", {},
              "NPI MAX = BUBBLESORT then RJMP; BUBBLESORT and RSHIFT are builtin skills")
+    register("DiscountingChain-v0", "npigym.envs.toy:DiscountingChain", {},
+             "bsuite's Discounting Chain: 5 arms paying at steps 1-100, one pays 1.1 "
+             "(meta-gradient toy)")
