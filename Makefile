@@ -17,8 +17,15 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Train an agent on Addition-v0 for about two minutes (ADD1/LSHIFT as macro actions), then
+# watch it solve a 20-digit instance and show its learning curve.
 demo: $(STAMP)
-	$(BIN)/npigym play Addition-v0 --digits 5 --seed 0 --gif out/addition_expert.gif
+	rm -rf out/demo_run
+	$(BIN)/npigym train --env Addition-v0 --config addition-macro --run-dir out/demo_run \
+		time_limit_s=110 'eval_lengths=[5,20,100]' eval_episodes=50
+	$(BIN)/npigym play out/demo_run --digits 20 --seed 0 --compact --no-clear \
+		--gif out/addition_agent.gif
+	@echo "learning curve: out/demo_run/learning_curves.png; episode: out/addition_agent.gif"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,6 +2,7 @@
 
     npigym list [-v]
     npigym play Addition-v0 --digits 5 --seed 0 [--gif out.gif]
+    npigym play RUN_DIR --digits 20           (a trained agent, from `npigym train`)
     npigym traces Addition-v0 -n 1000 -o traces.npz
 
 Environment options are ``key=value`` words (``reward=dense modes=macro``);
@@ -19,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 # Modules that add subcommands: each has ``add_parser(subparsers)``; the parser's ``run``
 # default is called with the parsed arguments. Later parts (training, evaluation) append here.
-SUBCOMMAND_MODULES: List[str] = []
+SUBCOMMAND_MODULES: List[str] = ["npigym.experiments.train", "npigym.experiments.evaluate"]
 
 
 def parse_overrides(words: Sequence[str]) -> Dict[str, Any]:
@@ -66,16 +67,41 @@ def _run_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, Any]):
+    """The env and a trained agent's policy from a run directory written by `npigym train`."""
+    import dataclasses
+
+    from npigym.agents.networks import make_network
+    from npigym.experiments.config import ConfigError
+    from npigym.experiments.evaluate import agent_policy, load_run
+    from npigym.experiments.factory import make_env as make_config_env
+
+    try:
+        config, _, params, _ = load_run(run_dir)
+        config = dataclasses.replace(config, env_kwargs={**config.env_kwargs, **options})
+        env = make_config_env(config, size=size, whole_task=True)
+    except (ConfigError, FileNotFoundError) as e:
+        raise SystemExit(f"npigym: {e}") from None
+    if not hasattr(env, "library"):
+        raise SystemExit(f"npigym: play shows program-machine envs; {config.env} is not one "
+                         "(use `npigym eval` for its scores)")
+    return env, agent_policy(make_network(env, config.network), params[0])
+
+
 def _run_play(args: argparse.Namespace) -> int:
     import jax
 
     from npigym.experiments.play import expert_policy, play, save_gif
 
-    env = make_env(args.env, args.size, parse_overrides(args.options))
-    if not env.has_expert:
-        raise SystemExit(f"npigym: {args.env} is posed without the program hierarchy, so it has "
-                         "no step-by-step expert to show; try modes=hierarchical or modes=macro")
-    policy = expert_policy(env)
+    if os.path.isdir(args.env):  # a run directory: show the trained agent
+        env, policy = _agent_env_and_policy(args.env, args.size, parse_overrides(args.options))
+    else:
+        env = make_env(args.env, args.size, parse_overrides(args.options))
+        if not env.has_expert:
+            raise SystemExit(f"npigym: {args.env} is posed without the program hierarchy, so it "
+                             "has no step-by-step expert to show; try modes=hierarchical or "
+                             "modes=macro")
+        policy = expert_policy(env)
     interactive = sys.stdout.isatty() and not args.no_clear
     delay = args.delay if args.delay is not None else (0.15 if interactive else 0.0)
     result = play(env, policy, jax.random.PRNGKey(args.seed), show_states=not args.compact,
@@ -123,8 +149,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="show each program library")
     p.set_defaults(run=_run_list)
 
-    p = sub.add_parser("play", help="watch the expert solve an instance step by step")
-    p.add_argument("env", help="environment id, e.g. Addition-v0")
+    p = sub.add_parser("play", help="watch the expert, or a trained agent, solve an instance "
+                                    "step by step")
+    p.add_argument("env", help="environment id, e.g. Addition-v0 (the expert plays), or a run "
+                               "directory of `npigym train` (the trained agent plays)")
     _size_options(p)
     p.add_argument("--gif", default=None, help="also write the episode to this GIF")
     p.add_argument("--gif-max-frames", type=int, default=300)

@@ -1,0 +1,410 @@
+"""Training configuration: a frozen dataclass with validation, YAML files and ``key=value``.
+
+A configuration is :class:`TrainConfig`, which holds the agent's :class:`A2CConfig` and the
+network's :class:`NetworkConfig`. It is built from, in order: the defaults, a preset or YAML file
+(``--config``), then ``key=value`` overrides. Keys may be written in full (``a2c.learning_rate``)
+or by their last part when that is unambiguous (``learning_rate``); a key that is none of the
+config's but a keyword of the environment goes to ``env_kwargs`` (``max_digits=5``). Anything else
+fails with a message listing the valid keys.
+
+```python
+from npigym.experiments.config import load_config
+config = load_config("addition-macro", ["learning_rate=3e-3", "max_digits=5"])
+```
+"""
+
+from __future__ import annotations
+
+import ast
+import collections.abc
+import dataclasses
+import difflib
+import inspect
+import math
+import os
+import typing
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from npigym.agents.actor_critic import CREDIT_MODES, OPTIMIZERS, A2CConfig
+from npigym.agents.networks import NetworkConfig
+
+AGENTS = ("a2c",)
+
+
+class ConfigError(ValueError):
+    """A configuration that makes no sense (unknown key, wrong type, bad value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything ``npigym train`` needs.
+
+    Attributes:
+        env: registered environment id (npigym's, or Jumanji's such as ``Snake-v1``).
+        env_kwargs: keyword arguments of the environment (``{"max_digits": 5}``).
+        agent: the agent; ``"a2c"`` (the actor-critic of ``npigym.agents.actor_critic``).
+        seed: the first seed; ``num_seeds`` seeds ``seed, seed + 1, ...`` train in one program.
+        num_seeds: seeds trained side by side (``jax.vmap``).
+        total_env_steps: environment steps per seed to train for.
+        time_limit_s: also stop after this many seconds of training (None: no limit).
+        checkpoint_every: save a checkpoint every this many host calls (and at the end).
+        curriculum: ``{program name: weight}``: start episodes in these programs' frames
+            (``npigym.agents.curriculum``); empty for whole-task episodes only.
+        curriculum_max_skip: skip up to this many earlier calls of the start program.
+        curriculum_max_forced: the expert makes up to this many of the start program's first
+            decisions (a reverse curriculum; 0 turns it off).
+        eval_lengths: instance sizes of the final evaluation (the env's size knobs).
+        eval_episodes: episodes per size.
+        eval_greedy: evaluate the greedy (argmax) policy instead of sampling.
+        a2c: the actor-critic's settings.
+        network: the network's sizes.
+    """
+
+    env: str = "Addition-v0"
+    env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    agent: str = "a2c"
+    seed: int = 0
+    num_seeds: int = 1
+    total_env_steps: int = 20_000_000
+    time_limit_s: Optional[float] = None
+    checkpoint_every: int = 25
+    curriculum: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    curriculum_max_skip: int = 2
+    curriculum_max_forced: int = 0
+    eval_lengths: Tuple[int, ...] = (5, 20, 100, 1000)
+    eval_episodes: int = 100
+    eval_greedy: bool = True
+    a2c: A2CConfig = dataclasses.field(default_factory=A2CConfig)
+    network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+
+# Settings that train each posing of the tasks well on the 2-core CPU (benchmarks/learn_*.py).
+PRESETS: Dict[str, Dict[str, Any]] = {
+    # (a) ADD1 / LSHIFT as builtin macro actions; the agent acts at the top level.
+    "addition-macro": {
+        "env": "Addition-v0", "env_kwargs": {"modes": "macro", "max_digits": 5},
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3},
+        "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
+    },
+    # (b) flat: ADD calls the primitives directly; the dense progress reward helps.
+    "addition-flat": {
+        "env": "Addition-v0",
+        "env_kwargs": {"modes": "flat", "max_digits": 5, "reward": "dense"},
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3},
+        "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
+    },
+    # (c) hierarchical: the agent executes every program, rewarded by each program's
+    # postcondition (frame-aware credit), every program trained as its own task.
+    "addition-hierarchical": {
+        "env": "Addition-v0", "env_kwargs": {"max_digits": 5},
+        "curriculum": {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+        "curriculum_max_forced": 4,
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3,
+                "credit": "frame", "postcondition_bonus": 1.0},
+        "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
+    },
+    # Jumanji's Snake with the network sizes of Jumanji's own A2C baseline.
+    "snake": {
+        "env": "Snake-v1", "eval_lengths": [],
+        "a2c": {"num_envs": 128, "rollout_length": 20, "discount": 0.997,
+                "learning_rate": 3e-4, "entropy_cost": 0.01},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "conv_channels": [32, 32], "conv_kernels": [2, 2], "conv_strides": [2, 1]},
+    },
+}
+
+
+# ----------------------------------------------------------------------------------------------
+# Validation.
+# ----------------------------------------------------------------------------------------------
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(config: TrainConfig) -> None:
+    """Check types and values of a config (called by the dataclass on construction).
+
+    Raises:
+        ConfigError: naming the key and what it should be.
+    """
+    for section, obj in (("", config), ("a2c.", config.a2c), ("network.", config.network)):
+        for field in dataclasses.fields(obj):
+            if field.name in ("a2c", "network"):
+                continue
+            _check_type(section + field.name, getattr(obj, field.name),
+                        typing.get_type_hints(type(obj))[field.name])
+    a, n = config.a2c, config.network
+    _check(config.agent in AGENTS, f"agent must be one of {AGENTS}, not {config.agent!r}")
+    _check(config.num_seeds >= 1, f"num_seeds must be >= 1, not {config.num_seeds}")
+    _check(config.total_env_steps >= 1, "total_env_steps must be >= 1")
+    _check(config.time_limit_s is None or config.time_limit_s > 0, "time_limit_s must be > 0")
+    _check(config.checkpoint_every >= 1, "checkpoint_every must be >= 1")
+    _check(config.curriculum_max_skip >= 0, "curriculum_max_skip must be >= 0")
+    _check(config.curriculum_max_forced >= 0, "curriculum_max_forced must be >= 0")
+    _check(all(w >= 0 for w in config.curriculum.values()), "curriculum weights must be >= 0")
+    _check(all(length >= 1 for length in config.eval_lengths), "eval_lengths must be >= 1")
+    _check(config.eval_episodes >= 1, "eval_episodes must be >= 1")
+    for name in ("num_envs", "rollout_length", "updates_per_call"):
+        _check(getattr(a, name) >= 1, f"a2c.{name} must be >= 1, not {getattr(a, name)}")
+    _check(a.learning_rate > 0 and math.isfinite(a.learning_rate),
+           f"a2c.learning_rate must be a positive number, not {a.learning_rate}")
+    _check(a.max_grad_norm > 0, f"a2c.max_grad_norm must be > 0, not {a.max_grad_norm}")
+    _check(a.adam_eps_root >= 0, "a2c.adam_eps_root must be >= 0")
+    for name in ("discount", "gae_lambda", "outer_discount", "outer_lambda"):
+        value = getattr(a, name)
+        _check(0.0 <= value <= 1.0, f"a2c.{name} must be in [0, 1], not {value}")
+    for name in ("entropy_cost", "value_cost", "outer_value_cost", "postcondition_bonus",
+                 "postcondition_penalty", "step_penalty"):
+        value = getattr(a, name)
+        _check(value >= 0 and math.isfinite(value), f"a2c.{name} must be >= 0, not {value}")
+    _check(a.optimizer in OPTIMIZERS, f"a2c.optimizer must be one of {OPTIMIZERS}, "
+                                      f"not {a.optimizer!r}")
+    _check(a.credit in CREDIT_MODES, f"a2c.credit must be one of {CREDIT_MODES}, "
+                                     f"not {a.credit!r}")
+    _check(n.core in ("lstm", "gru", "none"),
+           f"network.core must be 'lstm', 'gru' or 'none', not {n.core!r}")
+    _check(n.core_size >= 1 and n.embed_size >= 1, "network sizes must be >= 1")
+    _check(n.frame_step_features >= 0, "network.frame_step_features must be >= 0")
+    _check(all(w >= 1 for w in (*n.encoder_layers, *n.head_layers, *n.conv_channels,
+                                *n.conv_kernels, *n.conv_strides)),
+           "network layer sizes, kernels and strides must be >= 1")
+    _check(len(n.conv_channels) == len(n.conv_kernels) == len(n.conv_strides),
+           "network.conv_channels, conv_kernels and conv_strides must have the same length")
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_type(key: str, value: Any, tp: Any) -> None:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Union:  # Optional[X]
+        if value is None and type(None) in args:
+            return
+        tp = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (tuple, Tuple):
+        ok = isinstance(value, tuple) and all(_is_instance(v, args[0]) for v in value)
+        _check(ok, f"{key} must be a list of {_type_name(args[0])}, not {value!r}")
+        return
+    if origin in (collections.abc.Mapping, dict) or tp is Mapping:
+        _check(isinstance(value, Mapping) and all(isinstance(k, str) for k in value),
+               f"{key} must be a mapping with string keys, not {value!r}")
+        if args and args[1] is float:
+            _check(all(_is_instance(v, float) for v in value.values()),
+                   f"{key} values must be numbers, not {value!r}")
+        return
+    _check(_is_instance(value, tp), f"{key} must be {_type_name(tp)}, not {value!r} "
+                                    f"({type(value).__name__})")
+
+
+def _is_instance(value: Any, tp: Any) -> bool:
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building configs from dicts, YAML and key=value words.
+# ----------------------------------------------------------------------------------------------
+SECTIONS = {"a2c": A2CConfig, "network": NetworkConfig}
+
+
+def valid_keys() -> List[str]:
+    """Every key a config takes, sections written out (``a2c.learning_rate``)."""
+    keys = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in SECTIONS]
+    for section, cls in SECTIONS.items():
+        keys += [f"{section}.{f.name}" for f in dataclasses.fields(cls)]
+    return keys
+
+
+def _resolve_key(key: str, env_keywords: Sequence[str]) -> Tuple[str, ...]:
+    """A user's key as a path into the config: ``lr``-style short names, sections, env kwargs."""
+    keys = valid_keys()
+    if key in keys:
+        return tuple(key.split("."))
+    if key.startswith("env_kwargs."):
+        return ("env_kwargs", key.split(".", 1)[1])
+    matches = [k for k in keys if k.split(".")[-1] == key]
+    if len(matches) == 1:
+        return tuple(matches[0].split("."))
+    if len(matches) > 1:
+        raise ConfigError(f"key {key!r} is ambiguous: write one of {matches}")
+    if key in env_keywords:
+        return ("env_kwargs", key)
+    close = difflib.get_close_matches(key, keys + list(env_keywords), n=3)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    env_note = (f" The environment also takes: {', '.join(env_keywords)}."
+                if env_keywords else "")
+    raise ConfigError(f"unknown config key {key!r}.{hint} Valid keys: {', '.join(keys)}."
+                      f"{env_note}")
+
+
+def env_keywords(env_id: str) -> List[str]:
+    """Keyword arguments the environment's factory takes (npigym's or Jumanji's registry)."""
+    import jumanji.registration
+
+    import npigym
+
+    if env_id in npigym.registered_environments():
+        factory = npigym.spec(env_id).load()
+    elif env_id in jumanji.registered_environments():
+        entry = jumanji.registration._REGISTRY[env_id].entry_point  # no public accessor
+        module, _, attribute = entry.partition(":")
+        import importlib
+
+        factory = getattr(importlib.import_module(module), attribute)
+    else:
+        return []  # the unknown id is reported when the env is made
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return []
+    return [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            and n != "self"]
+
+
+def _flatten(tree: Mapping[str, Any], prefix: str = "") -> List[Tuple[str, Any]]:
+    """Nested sections as dotted keys; ``env_kwargs`` and ``curriculum`` stay whole."""
+    out = []
+    for k, v in tree.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"config keys must be strings, not {k!r}")
+        if isinstance(v, Mapping) and k in SECTIONS and not prefix:
+            out += _flatten(v, f"{k}.")
+        else:
+            out.append((prefix + k, v))
+    return out
+
+
+def _coerce(value: Any) -> Any:
+    """YAML / literal lists become tuples (the dataclass fields are tuples)."""
+    if isinstance(value, list):
+        return tuple(_coerce(v) for v in value)
+    return value
+
+
+def from_dict(tree: Mapping[str, Any], base: Optional[TrainConfig] = None) -> TrainConfig:
+    """A config from a (nested or flat) mapping of keys to values, on top of ``base``."""
+    base = base or TrainConfig()
+    top: Dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
+    sections = {name: dataclasses.asdict(getattr(base, name)) for name in SECTIONS}
+    env_kwargs = dict(base.env_kwargs)
+    items = _flatten(tree)
+    env_id = dict(items).get("env", base.env)
+    if not isinstance(env_id, str):
+        raise ConfigError(f"env must be str, not {env_id!r}")
+    keywords = env_keywords(env_id)
+    for key, value in items:
+        path = _resolve_key(key, keywords)
+        value = _coerce(value)
+        if path[0] == "env_kwargs" and len(path) == 2:
+            env_kwargs[path[1]] = value
+        elif path[0] == "env_kwargs":
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"env_kwargs must be a mapping, not {value!r}")
+            env_kwargs.update(value)
+        elif path[0] in SECTIONS:
+            sections[path[0]][path[1]] = value
+        else:
+            top[path[0]] = value
+    top["env_kwargs"] = env_kwargs
+    top.update({name: _build(cls, sections[name]) for name, cls in SECTIONS.items()})
+    try:
+        return TrainConfig(**top)
+    except TypeError as e:  # pragma: no cover - keys are resolved above
+        raise ConfigError(str(e)) from None
+
+
+def _build(cls: Any, values: Dict[str, Any]) -> Any:
+    return cls(**{k: _coerce(v) for k, v in values.items()})
+
+
+def parse_value(text: str) -> Any:
+    """A ``key=value`` word's value: a Python literal (``3e-4``, ``[64, 64]``, ``None``), else
+    YAML (``true``, ``{a: 1}``), else the text itself."""
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        pass
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def load_config(source: Optional[str] = None, overrides: Sequence[str] = (),
+                base: Optional[Mapping[str, Any]] = None) -> TrainConfig:
+    """Defaults, then a preset name or YAML file, then ``key=value`` overrides.
+
+    Args:
+        source: a preset name (see :data:`PRESETS`) or a YAML file path, or None.
+        overrides: ``key=value`` words.
+        base: a mapping applied before ``source`` (e.g. ``{"env": ...}`` from the command line).
+
+    Raises:
+        ConfigError: with a message naming the bad key or value.
+    """
+    tree: Dict[str, Any] = {}
+    if base:
+        tree.update(base)
+    if source:
+        if source in PRESETS:
+            loaded: Any = PRESETS[source]
+        elif os.path.exists(source):
+            with open(source) as f:
+                loaded = yaml.safe_load(f) or {}
+        else:
+            raise ConfigError(f"--config {source!r} is neither a file nor a preset; presets: "
+                              f"{', '.join(PRESETS)}")
+        if not isinstance(loaded, Mapping):
+            raise ConfigError(f"config {source!r} must hold a mapping of keys to values")
+        tree = _merge(tree, loaded)
+    for word in overrides:
+        key, sep, value = word.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"expected key=value, got {word!r}")
+        tree = _merge(tree, {key: parse_value(value)})
+    return from_dict(tree)
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Dict[str, Any]:
+    out = dict(a)
+    for k, v in b.items():
+        if k in out and isinstance(out[k], Mapping) and isinstance(v, Mapping):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = v
+    return out
+
+
+def to_dict(config: TrainConfig) -> Dict[str, Any]:
+    """Plain nested dict (tuples as lists) for YAML."""
+
+    def plain(x: Any) -> Any:
+        if isinstance(x, (tuple, list)):
+            return [plain(v) for v in x]
+        if isinstance(x, Mapping):
+            return {k: plain(v) for k, v in x.items()}
+        return x
+
+    return plain(dataclasses.asdict(config))
+
+
+def save_config(config: TrainConfig, path: str) -> None:
+    with open(path, "w") as f:
+        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+
+
+def read_config(path: str) -> TrainConfig:
+    """A resolved config written by :func:`save_config`."""
+    with open(path) as f:
+        return from_dict(yaml.safe_load(f) or {})

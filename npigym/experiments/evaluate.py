@@ -1,0 +1,236 @@
+"""Evaluate trained agents: success rate per instance size (NPI's length generalisation).
+
+    npigym eval RUN_DIR --lengths 5,20,100,1000 [--episodes 100] [--sample]
+
+prints and saves (``eval.md``, ``eval.json`` in the run directory) a table of success rate,
+mean return and episode length per size for each trained seed. Episodes use the env's default
+step limit, which scales with the instance (twice the hierarchical expert's worst case).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from npigym.agents.networks import Network
+from npigym.experiments import run_dir as rd
+from npigym.experiments.config import ConfigError, TrainConfig, read_config
+
+
+class EvalResult(NamedTuple):
+    """Statistics of ``episodes`` evaluation episodes."""
+
+    episodes: int
+    success: float
+    return_: float
+    length: float
+    truncated: float
+    seconds: float
+
+
+def make_evaluator(env: Any, network: Network, num_episodes: int, greedy: bool = True,
+                   max_steps: Optional[int] = None) -> Callable[[Any, chex.PRNGKey], Dict]:
+    """``evaluate(params, key) -> dict of per-episode arrays`` (jitted): runs ``num_episodes``
+    episodes in parallel until all have ended (or ``max_steps``), with the greedy or sampled
+    policy, and reports each episode's success, return, length and truncation."""
+    unwrapped = getattr(env, "unwrapped", env)
+    program_env = hasattr(unwrapped, "library")
+    cap = jnp.iinfo(jnp.int32).max if max_steps is None else int(max_steps)
+
+    @jax.jit
+    def evaluate(params: Any, key: chex.PRNGKey) -> Dict[str, chex.Array]:
+        reset_key, key = jax.random.split(key)
+        env_state, ts = jax.vmap(env.reset)(jax.random.split(reset_key, num_episodes))
+        zeros_f = jnp.zeros((num_episodes,), jnp.float32)
+        zeros_i = jnp.zeros((num_episodes,), jnp.int32)
+        false = jnp.zeros((num_episodes,), bool)
+        carry = dict(env_state=env_state, obs=ts.observation, first=~false,
+                     core=network.initial_state(num_episodes), key=key, done=false,
+                     success=false, truncated=false, ret=zeros_f, length=zeros_i,
+                     t=jnp.zeros((), jnp.int32))
+
+        def cond(c):
+            return ~jnp.all(c["done"]) & (c["t"] < cap)
+
+        def body(c):
+            key, step_key = jax.random.split(c["key"])
+            core, out = network.step(params, c["core"], c["obs"], c["first"], step_key, greedy)
+            env_state, ts = jax.vmap(env.step)(c["env_state"], out.policy.action)
+            live = ~c["done"]
+            last = ts.last() & live
+            success = ts.extras["success"] if program_env else ts.extras.get("success", false)
+            return dict(
+                env_state=env_state, obs=ts.observation, first=false, core=core, key=key,
+                done=c["done"] | last, success=c["success"] | (last & success),
+                truncated=c["truncated"] | (last & (ts.discount > 0)),
+                ret=c["ret"] + jnp.where(live, ts.reward, 0.0),
+                length=c["length"] + live.astype(jnp.int32), t=c["t"] + 1)
+
+        c = jax.lax.while_loop(cond, body, carry)
+        return dict(success=c["success"], ret=c["ret"], length=c["length"],
+                    truncated=c["truncated"], done=c["done"])
+
+    return evaluate
+
+
+def evaluate(env: Any, network: Network, params: Any, key: chex.PRNGKey, num_episodes: int,
+             greedy: bool = True, max_steps: Optional[int] = None) -> EvalResult:
+    """Run ``num_episodes`` episodes of ``env`` with the policy and summarise them."""
+    start = time.perf_counter()
+    out = jax.device_get(make_evaluator(env, network, num_episodes, greedy, max_steps)(
+        params, key))
+    return EvalResult(num_episodes, float(np.mean(out["success"])), float(np.mean(out["ret"])),
+                      float(np.mean(out["length"])), float(np.mean(out["truncated"])),
+                      time.perf_counter() - start)
+
+
+def length_table(config: TrainConfig, params_per_seed: Sequence[Any],
+                 lengths: Sequence[Optional[int]], episodes: int, greedy: bool = True,
+                 seed: int = 0, progress: bool = False) -> List[Dict[str, Any]]:
+    """Evaluate every seed's params at every size; one row per (size, seed).
+
+    ``lengths`` may hold ``None``: the env as configured (for envs without size knobs).
+    """
+    from npigym.agents.networks import make_network
+    from npigym.experiments.factory import make_env
+
+    rows = []
+    for length in lengths:
+        env = make_env(config, size=length, whole_task=True)
+        network = make_network(env, config.network)
+        evaluator = make_evaluator(env, network, episodes, greedy)
+        for s, params in enumerate(params_per_seed):
+            start = time.perf_counter()
+            out = jax.device_get(evaluator(params, jax.random.PRNGKey(10_000 + seed + length
+                                                                       if length else seed)))
+            row = dict(length=length, seed=config.seed + s, episodes=episodes,
+                       success=float(np.mean(out["success"])), ret=float(np.mean(out["ret"])),
+                       steps=float(np.mean(out["length"])),
+                       truncated=float(np.mean(out["truncated"])),
+                       seconds=round(time.perf_counter() - start, 2))
+            rows.append(row)
+            if progress:
+                print(f"  size {length}: seed {row['seed']} success {row['success']:.3f} "
+                      f"({row['seconds']:.1f} s)", flush=True)
+    return rows
+
+
+def format_table(rows: List[Dict[str, Any]], title: str = "") -> str:
+    """Markdown: one row per size, success per seed and their mean (NPI-figure style)."""
+    lengths = sorted({r["length"] or 0 for r in rows})
+    seeds = sorted({r["seed"] for r in rows})
+    header = ("| size | " + " | ".join(f"seed {s}" for s in seeds)
+              + " | mean success | mean return | mean steps | truncated |")
+    lines = [f"### {title}" if title else "", header,
+             "|" + "---|" * (len(seeds) + 5)]
+    for length in lengths:
+        sel = [r for r in rows if (r["length"] or 0) == length]
+        by_seed = {r["seed"]: r for r in sel}
+        cells = [f"{by_seed[s]['success']:.3f}" if s in by_seed else "" for s in seeds]
+        lines.append(f"| {length or 'default'} | " + " | ".join(cells)
+                     + f" | {np.mean([r['success'] for r in sel]):.3f}"
+                     + f" | {np.mean([r['ret'] for r in sel]):.3f}"
+                     + f" | {np.mean([r['steps'] for r in sel]):.0f}"
+                     + f" | {np.mean([r['truncated'] for r in sel]):.3f} |")
+    return "\n".join(line for line in lines if line) + "\n"
+
+
+def load_run(path: str, step: Optional[int] = None):
+    """``(config, network, params per seed, progress)`` of the run directory's last (or
+    ``step``) checkpoint."""
+    from npigym.experiments.train import build
+
+    if not rd.is_run_dir(path):
+        raise ConfigError(f"{path} is not a run directory (no {rd.CONFIG})")
+    config = read_config(os.path.join(path, rd.CONFIG))
+    _, network, _, init, _ = build(config)
+    checkpointer = rd.Checkpointer(path)
+    try:
+        state, progress = checkpointer.restore(rd.abstract(jax.eval_shape(init)), step)
+    finally:
+        checkpointer.close()
+    params = [jax.tree.map(lambda x, i=i: x[i], state.params) for i in range(config.num_seeds)]
+    return config, network, params, progress
+
+
+def evaluate_run(path: str, lengths: Sequence[Optional[int]], episodes: int,
+                 greedy: bool = True, save: bool = True, progress: bool = True) -> str:
+    """Evaluate a run directory at ``lengths``; print, save and return the markdown table."""
+    config, _, params, _ = load_run(path)
+    rows = length_table(config, params, lengths, episodes, greedy, progress=progress)
+    mode = "greedy" if greedy else "sampled"
+    table = format_table(rows, f"{config.env} {dict(config.env_kwargs)}: success rate per "
+                               f"instance size ({mode} policy, {episodes} episodes per size)")
+    if save:
+        with open(os.path.join(path, rd.EVAL_MD), "w") as f:
+            f.write(table)
+        with open(os.path.join(path, rd.EVAL_JSON), "w") as f:
+            json.dump({"greedy": greedy, "rows": rows}, f, indent=1)
+    return table
+
+
+def parse_lengths(text: str) -> List[int]:
+    try:
+        lengths = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise SystemExit(f"npigym eval: --lengths takes sizes like 5,20,100, not {text!r}") \
+            from None
+    if not lengths or min(lengths) < 1:
+        raise SystemExit("npigym eval: --lengths must be positive sizes")
+    return lengths
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    try:
+        config = read_config(os.path.join(args.run_dir, rd.CONFIG)) \
+            if rd.is_run_dir(args.run_dir) else None
+        if config is None:
+            raise ConfigError(f"{args.run_dir} is not a run directory (no {rd.CONFIG})")
+        lengths: List[Optional[int]] = (parse_lengths(args.lengths) if args.lengths
+                                        else list(config.eval_lengths) or [None])
+        table = evaluate_run(args.run_dir, lengths, args.episodes or config.eval_episodes,
+                             greedy=not args.sample)
+    except ConfigError as e:
+        raise SystemExit(f"npigym eval: {e}") from None
+    print(table)
+    print(f"saved {os.path.join(args.run_dir, rd.EVAL_MD)}")
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser("eval", help="success rate of a trained agent per instance size")
+    p.add_argument("run_dir", help="a run directory written by `npigym train`")
+    p.add_argument("--lengths", default=None,
+                   help="sizes, e.g. 5,20,100,1000 (default: the config's eval_lengths)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes per size")
+    p.add_argument("--sample", action="store_true",
+                   help="sample actions instead of taking the most likely one")
+    p.set_defaults(run=_run_eval)
+
+
+def agent_policy(network: Network, params: Any, greedy: bool = True, seed: int = 0):
+    """A host policy ``policy(state, timestep) -> action`` for ``npigym.experiments.play``.
+
+    It keeps the agent's recurrent state between calls, so it must see one episode's steps in
+    order from its first (``play`` does exactly that).
+    """
+    step = jax.jit(lambda core, obs, first, key: network.step(params, core, obs, first, key,
+                                                              greedy))
+    memory = {"core": network.initial_state(1), "first": True, "key": jax.random.PRNGKey(seed)}
+
+    def policy(state: Any, timestep: Any) -> np.ndarray:
+        obs = jax.tree.map(lambda x: jnp.asarray(x)[None], timestep.observation)
+        key, sub = jax.random.split(memory["key"])
+        core, out = step(memory["core"], obs, jnp.asarray([memory["first"]]), sub)
+        memory.update(core=core, first=False, key=key)
+        return np.asarray(out.policy.action[0])
+
+    return policy

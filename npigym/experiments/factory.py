@@ -1,0 +1,70 @@
+"""Environments, networks and trainers from a :class:`TrainConfig`."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Tuple
+
+from npigym.agents.actor_critic import Trainer, make_train
+from npigym.agents.curriculum import SubprogramStartWrapper
+from npigym.agents.networks import Network, make_network
+from npigym.experiments.config import ConfigError, TrainConfig
+
+
+def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool = False) -> Any:
+    """The configured environment: npigym's registry first, then Jumanji's.
+
+    Args:
+        config: the training config (``env``, ``env_kwargs``, ``curriculum``).
+        size: set the env's size knobs (``min_digits`` / ``max_digits``, ...) to this value;
+            any fixed ``time_limit`` is dropped so the default limit scales with the instance.
+        whole_task: leave out the curriculum wrapper (evaluation plays whole tasks).
+
+    Raises:
+        ConfigError: for an unknown id, bad keyword arguments, or a size on an env without size
+            knobs.
+    """
+    import jumanji
+
+    import npigym
+
+    kwargs = dict(config.env_kwargs)
+    try:
+        if config.env in npigym.registered_environments():
+            if size is not None:
+                knobs = getattr(npigym.spec(config.env).load(), "size_knobs", ())
+                if not knobs:
+                    raise ConfigError(f"{config.env} has no size knobs to evaluate sizes with")
+                kwargs.update({k: int(size) for k in knobs})
+                kwargs.pop("time_limit", None)
+            env = npigym.make(config.env, **kwargs)
+        elif config.env in jumanji.registered_environments():
+            if size is not None:
+                raise ConfigError(f"{config.env} is a Jumanji env without size knobs")
+            env = jumanji.make(config.env, **kwargs)
+        else:
+            known = [*npigym.registered_environments(), *sorted(jumanji.registered_environments())]
+            raise ConfigError(f"unknown env {config.env!r}; known: {', '.join(known)}")
+    except (TypeError, ValueError) as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"{config.env}: {e}") from None
+    if config.curriculum and not whole_task:
+        if not hasattr(env, "library"):
+            raise ConfigError("curriculum needs a program-machine env")
+        try:
+            env = SubprogramStartWrapper(env, config.curriculum,
+                                         max_skip=config.curriculum_max_skip,
+                                         max_forced=config.curriculum_max_forced)
+        except (KeyError, ValueError) as e:
+            raise ConfigError(f"curriculum: {e}") from None
+    return env
+
+
+def make_agent(config: TrainConfig, env: Any) -> Tuple[Network, Trainer]:
+    """The network and the actor-critic's trainer for ``env``."""
+    network = make_network(env, config.network)
+    try:
+        trainer = make_train(env, network, config.a2c)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    return network, trainer

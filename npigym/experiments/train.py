@@ -1,0 +1,232 @@
+"""``npigym train``: train an agent, writing a run directory (see ``run_dir``).
+
+    npigym train --env Addition-v0 --agent a2c [--config FILE_OR_PRESET] [key=value ...]
+    npigym train --resume RUN_DIR [total_env_steps=...]
+
+The host loop is thin: one jitted call runs ``updates_per_call`` updates for every seed (a
+``lax.scan`` inside ``jax.vmap``); between calls the host logs the returned metrics, updates the
+progress bar and saves checkpoints. Resuming restores the whole training state (parameters,
+optimizer, environments, recurrent states, keys), so a resumed run continues exactly as the
+uninterrupted one would have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from npigym.agents.actor_critic import Trainer, TrainState, select_seed, summarize
+from npigym.experiments import run_dir as rd
+from npigym.experiments.config import (
+    ConfigError,
+    TrainConfig,
+    load_config,
+    read_config,
+    save_config,
+)
+from npigym.experiments.factory import make_agent, make_env
+from npigym.experiments.logger import MetricsLogger, plot_learning_curves
+
+# Keys a resumed run may change: how long it runs and what it logs, not what it trains.
+RESUMABLE_KEYS = ("total_env_steps", "time_limit_s", "checkpoint_every", "eval_lengths",
+                  "eval_episodes", "eval_greedy")
+
+
+def init_fns(trainer: Trainer, config: TrainConfig
+             ) -> Tuple[Callable[[], TrainState], Callable[[TrainState], Any]]:
+    """``init() -> TrainState`` and jitted ``train(state) -> (state, metrics)`` for all seeds
+    (a leading seed axis on every leaf)."""
+    seeds = jnp.arange(config.num_seeds) + config.seed
+
+    def init() -> TrainState:
+        return jax.vmap(trainer.init)(jax.vmap(jax.random.PRNGKey)(seeds))
+
+    return init, jax.jit(jax.vmap(trainer.train))
+
+
+# Built agents by config (what they train, not how long): a second run, a resume, or an
+# evaluation in the same process reuses the compiled functions instead of compiling again.
+_BUILT: Dict[str, Tuple[Any, ...]] = {}
+
+
+def build(config: TrainConfig) -> Tuple[Any, Any, Trainer, Callable[[], TrainState],
+                                        Callable[[TrainState], Any]]:
+    """``(env, network, trainer, init, train)`` for ``config``, cached per process."""
+    import dataclasses
+
+    key = repr(dataclasses.replace(config, **{k: getattr(TrainConfig(), k)
+                                              for k in RESUMABLE_KEYS}))
+    if key not in _BUILT:
+        env = make_env(config)
+        network, trainer = make_agent(config, env)
+        _BUILT[key] = (env, network, trainer, *init_fns(trainer, config))
+    return _BUILT[key]  # type: ignore[return-value]
+
+
+def steps_per_call(config: TrainConfig) -> int:
+    a = config.a2c
+    return a.num_envs * a.rollout_length * a.updates_per_call
+
+
+def call_record(metrics: Dict[str, Any], config: TrainConfig, program_names: Optional[Sequence[str]]
+                ) -> Dict[str, Any]:
+    """One JSONL record from a call's metrics (leading seed axis): pooled means, per seed
+    success, and per curriculum program success."""
+    pooled = summarize(metrics)
+    record: Dict[str, Any] = {k: v for k, v in pooled.items()
+                              if not isinstance(v, np.ndarray)}
+    record["success_per_seed"] = [summarize(select_seed(metrics, s))["success"]
+                                  for s in range(config.num_seeds)]
+    if program_names is not None and "program_success" in pooled:
+        record["program_success"] = {
+            program_names[i]: float(r) for i, r in enumerate(pooled["program_success"])
+            if pooled["program_episodes"][i] > 0}
+    return record
+
+
+def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "runs",
+          resume: bool = False, progress: bool = True, final_eval: bool = True,
+          out: Any = None) -> str:
+    """Train as ``config`` says; returns the run directory.
+
+    Args:
+        config: the (resolved) training config.
+        run_dir: write here (created if needed); default: a new ``runs_root/<env>-<agent>-...``.
+        runs_root: parent of new run directories.
+        resume: continue ``run_dir`` from its last checkpoint.
+        progress: show a progress bar.
+        final_eval: evaluate at ``config.eval_lengths`` at the end.
+        out: where to print (default stdout).
+    """
+    out = out or sys.stdout
+    env, network, trainer, init, train_call = build(config)
+    library = getattr(getattr(env, "unwrapped", env), "library", None)
+    names = library.names if library is not None else None
+
+    if run_dir is None:
+        run_dir = rd.new_run_dir(runs_root, config.env, config.agent)
+    os.makedirs(run_dir, exist_ok=True)
+    save_config(config, os.path.join(run_dir, rd.CONFIG))
+    checkpointer = rd.Checkpointer(run_dir)
+    progress_info: Dict[str, Any] = {"calls": 0, "wall_time": 0.0}
+    if resume:
+        state, progress_info = checkpointer.restore(rd.abstract(jax.eval_shape(init)))
+        progress_info = {"calls": progress_info.get("calls", 0),
+                         "wall_time": progress_info.get("wall_time", 0.0)}
+        print(f"resuming {run_dir} from call {progress_info['calls']} "
+              f"({float(state.env_steps[0]):,.0f} env steps per seed)", file=out)
+    else:
+        state = jax.jit(init)()
+    logger = MetricsLogger(run_dir)
+    per_call = steps_per_call(config)
+    total_calls = math.ceil(config.total_env_steps / per_call)
+    calls = int(progress_info["calls"])
+    wall_before = float(progress_info["wall_time"])
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=total_calls * per_call, initial=calls * per_call, unit=" steps",
+               unit_scale=True, disable=not progress, file=out, dynamic_ncols=True,
+               desc=f"{config.env}")
+    start = time.perf_counter()
+    last_saved = calls
+    try:
+        while calls < total_calls:
+            t0 = time.perf_counter()
+            state, metrics = train_call(state)
+            metrics = jax.device_get(metrics)
+            calls += 1
+            elapsed = time.perf_counter() - start
+            record = {"call": calls, "env_steps": float(state.env_steps[0]),
+                      "wall_time": round(wall_before + elapsed, 3),
+                      "steps_per_s": per_call * config.num_seeds / (time.perf_counter() - t0),
+                      "env": config.env, **call_record(metrics, config, names)}
+            logger.write(record)
+            bar.update(per_call)
+            bar.set_postfix(ret=f"{record['return']:.3f}", success=f"{record['success']:.3f}",
+                            refresh=False)
+            if calls % config.checkpoint_every == 0:
+                checkpointer.save(calls, state, {"calls": calls,
+                                                 "wall_time": wall_before + elapsed})
+                last_saved = calls
+            if config.time_limit_s is not None and elapsed >= config.time_limit_s:
+                break
+    finally:
+        bar.close()
+        elapsed = time.perf_counter() - start
+        if calls != last_saved:
+            checkpointer.save(calls, state, {"calls": calls, "wall_time": wall_before + elapsed})
+        checkpointer.close()
+        logger.close()
+    curves = plot_learning_curves(run_dir)
+    print(f"trained {calls * per_call:,} env steps per seed x {config.num_seeds} seed(s) in "
+          f"{wall_before + elapsed:.0f} s; run directory {run_dir}", file=out)
+    if curves:
+        print(f"learning curves: {curves}", file=out)
+    if final_eval and config.eval_lengths is not None:
+        from npigym.experiments.evaluate import evaluate_run
+
+        lengths = list(config.eval_lengths) or [None]
+        print(evaluate_run(run_dir, lengths, config.eval_episodes, config.eval_greedy,
+                           progress=progress), file=out)
+    return run_dir
+
+
+# ----------------------------------------------------------------------------------------------
+# Command line.
+# ----------------------------------------------------------------------------------------------
+def _run_train(args: argparse.Namespace) -> int:
+    try:
+        if args.resume:
+            if not rd.is_run_dir(args.resume):
+                raise ConfigError(f"--resume {args.resume}: not a run directory")
+            if args.config or args.env:
+                raise ConfigError("--resume continues a run as configured; use key=value "
+                                  f"for {', '.join(RESUMABLE_KEYS)}")
+            saved = read_config(os.path.join(args.resume, rd.CONFIG))
+            config = load_config(os.path.join(args.resume, rd.CONFIG), args.options)
+            changed = [f for f in TrainConfig.__dataclass_fields__
+                       if getattr(config, f) != getattr(saved, f) and f not in RESUMABLE_KEYS]
+            if changed:
+                raise ConfigError(f"a resumed run cannot change {changed}; it may change "
+                                  f"{', '.join(RESUMABLE_KEYS)}")
+            train(config, run_dir=args.resume, resume=True, progress=not args.quiet,
+                  final_eval=not args.no_eval)
+            return 0
+        base = {"env": args.env} if args.env else {}
+        if args.agent:
+            base["agent"] = args.agent
+        config = load_config(args.config, args.options, base=base)
+        train(config, run_dir=args.run_dir, runs_root=args.runs_root, progress=not args.quiet,
+              final_eval=not args.no_eval)
+    except ConfigError as e:
+        raise SystemExit(f"npigym train: {e}") from None
+    return 0
+
+
+def add_parser(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train", help="train an agent; writes a run directory",
+        description="Train an agent. key=value words override the config: full keys "
+                    "(a2c.learning_rate=3e-4), unambiguous short ones (learning_rate=3e-4), "
+                    "or environment keywords (max_digits=5).")
+    p.add_argument("--env", default=None, help="environment id (default: the config's)")
+    p.add_argument("--agent", default=None, help="agent (a2c)")
+    p.add_argument("--config", default=None,
+                   help="a YAML file or a preset: addition-macro, addition-flat, "
+                        "addition-hierarchical, snake")
+    p.add_argument("--run-dir", default=None, help="write the run here")
+    p.add_argument("--runs-root", default="runs", help="parent of new run directories")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue a run from its last checkpoint")
+    p.add_argument("--no-eval", action="store_true", help="skip the final evaluation")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_run_train, takes_options=True)

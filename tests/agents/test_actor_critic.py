@@ -1,0 +1,230 @@
+"""The actor-critic: loss pieces against hand computations, rollouts, training, resuming."""
+
+import jax
+import jax.numpy as jnp
+import jumanji
+import numpy as np
+import pytest
+import rlax
+
+import npigym
+from npigym.agents.actor_critic import (
+    A2CConfig,
+    HyperParams,
+    episode_lambda_returns,
+    frame_lambda_returns,
+    frame_successors,
+    make_loss,
+    make_train,
+    postcondition_shaping,
+    summarize,
+)
+from npigym.agents.networks import NetworkConfig, make_network
+from npigym.experiments import run_dir as rd
+
+TINY_NET = NetworkConfig(encoder_layers=(32,), core_size=32, head_layers=(32,), embed_size=8)
+
+
+# ----------------------------------------------------------------------------------------------
+# Loss pieces.
+# ----------------------------------------------------------------------------------------------
+def test_episode_returns__termination_and_truncation_by_hand():
+    """Steps: 0 mid-episode, 1 terminates, 2 is truncated (bootstrap from next_obs), 3 runs on
+    past the rollout (bootstrap from the final observation)."""
+    gamma, lam = 0.9, 0.5
+    r = jnp.array([1.0, 0.0, 2.0, 0.5])
+    env_discount = jnp.array([1.0, 0.0, 1.0, 1.0])
+    v = jnp.array([0.1, 0.2, 0.3, 0.4, 0.5])  # v[4]: the observation after the rollout
+    v_boot = jnp.array([0.0, 0.0, 0.7, 0.0])  # value of the real final observation of step 2
+    last = jnp.array([False, True, True, False])
+    truncated = jnp.array([False, False, True, False])
+    g = episode_lambda_returns(r, gamma * env_discount, v, v_boot, last, truncated, lam)
+    g3 = 0.5 + gamma * 0.5
+    g2 = 2.0 + gamma * 0.7  # truncation: bootstrap from next_obs, not from v[3] (a new episode)
+    g1 = 0.0  # termination
+    g0 = 1.0 + gamma * ((1 - lam) * 0.2 + lam * g1)
+    np.testing.assert_allclose(g, [g0, g1, g2, g3], rtol=1e-6)
+    np.testing.assert_allclose(g - v[:-1], [g0 - 0.1, -0.2, g2 - 0.3, g3 - 0.4], rtol=1e-6)
+
+
+def test_episode_returns__equal_rlax_without_episode_ends():
+    r, d, v = (jax.random.uniform(jax.random.PRNGKey(i), (6,)) for i in range(3))
+    v = jnp.concatenate([v, jnp.ones(1)])
+    no = jnp.zeros((6,), bool)
+    g = episode_lambda_returns(r, d, v, jnp.zeros(6), no, no, 0.8)
+    np.testing.assert_allclose(g, rlax.lambda_returns(r, d, v[1:], 0.8), rtol=1e-6)
+
+
+def test_frame_successors__by_hand():
+    # depth: ADD(0) calls ADD1(1) at t=0; ADD1 writes (t=1), calls CARRY(2) at t=2; CARRY acts
+    # t=3, returns t=4; ADD1 returns t=5; ADD acts t=6 and t=7; the rollout ends in ADD.
+    depth = jnp.array([0, 1, 1, 2, 2, 1, 0, 0])
+    last = jnp.zeros(8, bool)
+    nxt = frame_successors(depth, last, jnp.array(0), max_depth=3)
+    T, none = 8, 9
+    assert nxt.tolist() == [6, 2, 5, 4, none, none, 7, T]
+    # The episode ends at t=6 (a new one starts at t=7 at depth 0); rollout ends at depth 1.
+    last = last.at[6].set(True)
+    nxt = frame_successors(depth, last, jnp.array(1), max_depth=3)
+    assert nxt.tolist() == [6, 2, 5, 4, none, none, none, none]
+
+
+def test_frame_returns__by_hand():
+    """Frame time: ADD1's decision at t=2 (the CARRY call) is followed by ADD1's RETURN at
+    t=5; the rewards in between are CARRY's."""
+    gamma, lam = 0.9, 0.5
+    depth = jnp.array([0, 1, 1, 2, 2, 1, 0, 0])
+    nxt = frame_successors(depth, jnp.zeros(8, bool), jnp.array(0), max_depth=3)
+    returning = jnp.array([False, False, False, False, True, True, False, False])
+    r = jnp.array([0.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 0.0])  # CARRY and ADD1 held
+    v = jnp.arange(9, dtype=jnp.float32) / 10
+    d = gamma * (1.0 - returning)
+    g, valid = frame_lambda_returns(r, d, v, jnp.zeros(8), jnp.zeros(8, bool), nxt, lam)
+    assert valid.all()
+    g7 = 0.0 + gamma * v[8]
+    g6 = gamma * ((1 - lam) * v[7] + lam * g7)
+    g5 = 1.0  # ADD1 returns: its sub-episode ends
+    g4 = 1.0  # CARRY returns
+    g3 = gamma * ((1 - lam) * v[4] + lam * g4)
+    g2 = gamma * ((1 - lam) * v[5] + lam * g5)  # skips CARRY's steps 3, 4
+    g1 = gamma * ((1 - lam) * v[2] + lam * g2)
+    g0 = gamma * ((1 - lam) * v[6] + lam * g6)  # ADD's next decision is t=6
+    np.testing.assert_allclose(g, [g0, g1, g2, g3, g4, g5, g6, g7], rtol=1e-6)
+
+
+def test_frame_returns__pending_callers_are_masked_and_truncation_bootstraps():
+    depth = jnp.array([0, 1, 1])
+    # Truncated right after t=2, with next_obs at depth 1: ADD1 bootstraps, ADD (t=0) cannot.
+    last = jnp.array([False, False, True])
+    nxt = frame_successors(depth, last, jnp.array(0), max_depth=3)
+    boot_valid = jnp.array([False, False, True])
+    v = jnp.array([0.1, 0.2, 0.3, 0.9])
+    g, valid = frame_lambda_returns(jnp.zeros(3), jnp.full(3, 0.5), v, jnp.array([0, 0, 0.8]),
+                                    boot_valid, nxt, 1.0)
+    assert valid.tolist() == [False, True, True]
+    np.testing.assert_allclose(g, [0.1, 0.5 * (0.5 * 0.8), 0.5 * 0.8], rtol=1e-6)
+
+
+def test_frame_returns__at_depth_zero_equal_episode_returns():
+    key = jax.random.PRNGKey(0)
+    r, v, v_boot = (jax.random.normal(k, (n,)) for k, n in zip(jax.random.split(key, 3),
+                                                                 (12, 13, 12)))
+    last = jnp.zeros(12, bool).at[jnp.array([3, 8])].set(True)
+    truncated = jnp.zeros(12, bool).at[8].set(True)
+    env_discount = jnp.where(last & ~truncated, 0.0, 1.0)
+    expected = episode_lambda_returns(r, 0.9 * env_discount, v, v_boot, last, truncated, 0.7)
+    nxt = frame_successors(jnp.zeros(12, jnp.int32), last, jnp.array(0), max_depth=1)
+    g, valid = frame_lambda_returns(r, 0.9 * env_discount, v, v_boot, truncated, nxt, 0.7)
+    assert valid.all()
+    np.testing.assert_allclose(g, expected, rtol=1e-5)
+
+
+def test_postcondition_shaping():
+    returning = jnp.array([True, True, False, False])
+    held = jnp.array([True, False, True, False])
+    np.testing.assert_allclose(postcondition_shaping(returning, held, 1.0, 0.5),
+                               [1.0, -0.5, 0.0, 0.0])
+
+
+# ----------------------------------------------------------------------------------------------
+# Rollouts, the loss, training.
+# ----------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def macro():
+    """A tiny macro-mode Addition trainer, compiled once for the tests below."""
+    env = npigym.make("Addition-v0", modes="macro", max_digits=2)
+    network = make_network(env, TINY_NET)
+    config = A2CConfig(num_envs=32, rollout_length=16, updates_per_call=25,
+                       learning_rate=3e-3)
+    trainer = make_train(env, network, config)
+    return trainer, jax.jit(trainer.init), jax.jit(trainer.train)
+
+
+def test_rollout_and_loss__shapes_auto_reset_and_differentiable_hyperparameters(macro):
+    """One rollout: shapes, auto-reset bookkeeping; the loss is a pure function of
+    (params, hyper, rollout) whose gradient reaches the discount, lambda and entropy cost
+    (the meta-gradient agents need this path)."""
+    trainer, init, _ = macro
+    loss = make_loss(trainer.network, trainer.config)
+
+    @jax.jit
+    def rollout_and_grad(state, key):
+        _, batch = trainer.rollout(state.params, state.actor, key)
+        return batch, jax.grad(lambda h: loss(state.params, h, batch)[0])(state.hyper)
+
+    state = init(jax.random.PRNGKey(0))
+    batch, grad = rollout_and_grad(state, jax.random.PRNGKey(1))
+    T, B = 16, 32
+    assert batch.reward.shape == (T, B) and batch.action.shape == (T, B, 4)
+    assert batch.obs.local.shape == (T + 1, B, 4) and batch.first.shape == (T + 1, B)
+    assert batch.first[0].all()
+    # an episode ends at t exactly when the next observation starts one
+    np.testing.assert_array_equal(batch.first[1:], batch.last)
+    assert batch.last.any()
+    assert (np.asarray(batch.episode_length)[np.asarray(batch.last)] >= 1).all()
+    assert isinstance(grad, HyperParams)
+    assert float(grad.discount) != 0.0 and float(grad.gae_lambda) != 0.0
+    assert float(grad.entropy_cost) != 0.0
+
+
+def test_train__learning_rate_is_read_from_the_hyperparameters(macro):
+    _, init, train = macro
+    state = init(jax.random.PRNGKey(0))
+    frozen, _ = train(state._replace(hyper=state.hyper._replace(
+        learning_rate=jnp.float32(0.0))))
+    for a, b in zip(jax.tree.leaves(frozen.params), jax.tree.leaves(state.params)):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_train__return_improves_on_a_tiny_instance(macro):
+    _, init, train = macro
+    state = init(jax.random.PRNGKey(0))
+    state, first = train(state)
+    for _ in range(5):
+        state, last = train(state)
+    before, after = summarize(jax.device_get(first)), summarize(jax.device_get(last))
+    assert after["return"] > before["return"] + 0.2, (before["return"], after["return"])
+    assert int(state.update_count) == 6 * 25
+    assert float(state.env_steps) == 6 * 25 * 16 * 32
+
+
+def test_train__several_seeds_in_one_program(macro):
+    trainer, _, _ = macro
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(3))
+    state, metrics = jax.eval_shape(lambda k: jax.vmap(trainer.train)(jax.vmap(trainer.init)(k)),
+                                    keys)
+    assert all(x.shape[0] == 3 for x in jax.tree.leaves(state))
+    assert metrics["loss"].shape == (3, trainer.config.updates_per_call)
+
+
+def test_checkpoint__resume_continues_to_bitwise_equal_parameters(macro, tmp_path):
+    _, init, train = macro
+    state0 = init(jax.random.PRNGKey(0))
+    straight, _ = train(train(state0)[0])
+    half, _ = train(state0)
+    checkpointer = rd.Checkpointer(str(tmp_path))
+    checkpointer.save(1, half, {"calls": 1})
+    restored, progress = checkpointer.restore(rd.abstract(jax.eval_shape(lambda: state0)))
+    checkpointer.close()
+    assert progress["calls"] == 1
+    resumed, _ = train(restored)
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_train__runs_on_a_plain_jumanji_env():
+    env = jumanji.make("Snake-v1", num_rows=6, num_cols=6)
+    network = make_network(env, NetworkConfig(encoder_layers=(16,), core="gru", core_size=16,
+                                              head_layers=(16,), conv_channels=(4, 4)))
+    trainer = make_train(env, network, A2CConfig(num_envs=8, rollout_length=8,
+                                                 updates_per_call=2))
+    state, metrics = jax.jit(trainer.train)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
+    assert np.isfinite(np.asarray(metrics["loss"])).all()
+    assert float(state.env_steps) == 2 * 8 * 8
+
+
+def test_make_train__frame_credit_needs_a_program_env():
+    env = jumanji.make("Snake-v1", num_rows=6, num_cols=6)
+    with pytest.raises(ValueError, match="program-machine"):
+        make_train(env, make_network(env, TINY_NET), A2CConfig(credit="frame"))

@@ -1,0 +1,209 @@
+"""The actor-critic network: encoders, masks, autoregressive arguments, frame-stack memory."""
+
+import haiku as hk
+import jax
+import jax.numpy as jnp
+import jumanji
+import numpy as np
+import pytest
+
+import npigym
+from npigym.agents.networks import (
+    MASKED_LOGIT,
+    NetworkConfig,
+    PatchConv2D,
+    categorical_entropy,
+    categorical_log_prob,
+    make_network,
+    masked_logits,
+)
+
+TINY = NetworkConfig(encoder_layers=(16,), core_size=16, head_layers=(16,), embed_size=4,
+                     conv_channels=(4, 4))
+
+
+@pytest.fixture(scope="module")
+def addition():
+    env = npigym.make("Addition-v0", max_digits=3)
+    net = make_network(env, TINY)
+    state, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 8))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((8,), bool))
+    return env, net, params, state, ts
+
+
+def test_patch_conv__matches_lax_conv():
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))
+    f = hk.without_apply_rng(hk.transform(lambda x: PatchConv2D(5, 2, 2)(x)))
+    params = f.init(jax.random.PRNGKey(1), x)
+    w, b = params["patch_conv2_d"]["w"], params["patch_conv2_d"]["b"]
+    expected = jax.lax.conv_general_dilated(x, w, (2, 2), "VALID",
+                                            dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
+    np.testing.assert_allclose(f.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_masked_categorical__log_prob_and_entropy_by_hand():
+    logits = jnp.array([1.0, 2.0, 0.5, 3.0])
+    mask = jnp.array([True, True, False, True])
+    z = masked_logits(logits, mask)
+    assert z[2] == MASKED_LOGIT
+    p = np.exp([1.0, 2.0, 3.0]) / np.exp([1.0, 2.0, 3.0]).sum()
+    np.testing.assert_allclose(categorical_log_prob(z, jnp.array(1)), np.log(p[1]), rtol=1e-6)
+    np.testing.assert_allclose(categorical_entropy(z), -(p * np.log(p)).sum(), rtol=1e-6)
+    assert np.isfinite(categorical_log_prob(z, jnp.array(2)))  # finite, so no NaN in losses
+
+
+def test_network__never_picks_a_masked_program_or_a_disallowed_argument(addition):
+    env, net, params, _, ts = addition
+    lib = env.library
+    n = 512
+    key = jax.random.PRNGKey(3)
+    obs = jax.tree.map(lambda x: jnp.repeat(x[:1], n, axis=0), ts.observation)
+    # random masks (RETURN always allowed) and random programs in the frame
+    masks = jax.random.bernoulli(key, 0.4, (n, lib.num_programs)).at[:, 0].set(True)
+    obs = obs._replace(action_mask=masks,
+                       program=jax.random.randint(key, (n,), 0, lib.num_programs))
+    _, out = jax.jit(net.step)(params, net.initial_state(n), obs, jnp.ones((n,), bool),
+                               jax.random.PRNGKey(4))
+    action = np.asarray(out.policy.action)
+    program = action[:, 0]
+    assert np.asarray(masks)[np.arange(n), program].all()
+    for s in range(3):
+        used = lib.num_args[program] > s
+        assert lib.arg_valid[program[used], s, action[used, 1 + s]].all()
+        assert (action[~used, 1 + s] == 0).all()  # unused slots are canonical zeros
+    # Both programs that take arguments appear, with several argument values.
+    assert {1, 2} <= set(program.tolist()) and len(set(action[program == 2, 2])) > 3
+
+
+def test_network__multi_discrete_log_prob_and_entropy_by_hand(addition):
+    """With zero weights, each head's logits are its biases: log pi(a) is the program's
+    log-probability plus those of the arguments the program uses, and the entropy likewise."""
+    env, net, params, _, ts = addition
+    lib = env.library
+    rng = np.random.default_rng(0)
+    params = jax.tree.map(jnp.zeros_like, params)
+    heads = {k: v for k, v in params.items() if k.endswith("policy/program")
+             or k.split("/")[-1] in ("arg0", "arg1", "arg2")}
+    assert len(heads) == 4
+    biases = {}
+    for name in heads:
+        b = rng.normal(size=params[name]["b"].shape).astype(np.float32)
+        params[name] = {"w": params[name]["w"], "b": jnp.asarray(b)}
+        biases[name.split("/")[-1]] = b
+    obs = jax.tree.map(lambda x: x[:1], ts.observation)
+    mask = np.asarray(obs.action_mask[0])
+    unroll = jax.jit(net.unroll)
+    for program, args in ((1, (3, 0, 0)), (2, (2, 7, 0)), (4, (0, 0, 0)), (0, (0, 0, 0))):
+        if not mask[program]:
+            continue
+        action = jnp.asarray([[program, *args]])[None]  # [T=1, B=1, 4]
+        out = unroll(params, net.initial_state(1), jax.tree.map(lambda x: x[None], obs),
+                         jnp.ones((1, 1), bool), action)
+
+        def log_softmax(z, valid):
+            z = np.where(valid, z, -np.inf)
+            return z - np.log(np.exp(z - z.max()).sum()) - z.max()
+
+        def entropy(z, valid):
+            lp = np.where(valid, log_softmax(z, valid), 0.0)
+            return -np.sum(np.where(valid, np.exp(lp) * lp, 0.0))
+
+        lp = log_softmax(biases["program"], mask)[program]
+        ent = entropy(biases["program"], mask)
+        for s in range(lib.num_args[program]):
+            valid = lib.arg_valid[program, s, : lib.arg_num_values[s]]
+            lp += log_softmax(biases[f"arg{s}"], valid)[args[s]]
+            ent += entropy(biases[f"arg{s}"], valid)
+        np.testing.assert_allclose(out.policy.log_prob[0, 0], lp, rtol=1e-5)
+        np.testing.assert_allclose(out.policy.entropy[0, 0], ent, rtol=1e-5)
+
+
+def test_network__recurrent_state_resets_at_episode_start(addition):
+    env, net, params, _, ts = addition
+    step = jax.jit(net.step)
+    key = jax.random.PRNGKey(0)
+    fresh = net.initial_state(8)
+    first, not_first = jnp.ones((8,), bool), jnp.zeros((8,), bool)
+    _, ref = step(params, fresh, ts.observation, first, key)
+    state = fresh
+    for _ in range(3):  # build up some memory
+        state, _ = step(params, state, ts.observation, not_first, key)
+    _, cont = step(params, state, ts.observation, not_first, key)
+    _, reset = step(params, state, ts.observation, first, key)
+    assert not np.allclose(cont.value, ref.value)
+    np.testing.assert_array_equal(reset.value, ref.value)
+    np.testing.assert_array_equal(reset.policy.log_prob, ref.policy.log_prob)
+
+
+def test_network__frame_stack_starts_callees_fresh_and_resumes_callers(addition):
+    env, net, params, _, ts = addition
+    step = jax.jit(net.step)
+    key = jax.random.PRNGKey(0)
+    no = jnp.zeros((8,), bool)
+    obs0 = ts.observation
+    obs1 = obs0._replace(depth=jnp.ones_like(obs0.depth), program=jnp.full_like(obs0.program, 4))
+    s0, _ = step(params, net.initial_state(8), obs0, ~no, key)
+    s0, _ = step(params, s0, obs0, no, key)  # caller memory after two decisions
+    # A call: the callee's first step equals a step from a zero state at that depth.
+    s1, callee = step(params, s0, obs1, no, key)
+    zero_at_depth1 = net.initial_state(8)._replace(depth=jnp.zeros((8,), jnp.int32))
+    _, fresh_callee = step(params, zero_at_depth1, obs1, no, key)
+    np.testing.assert_allclose(callee.value, fresh_callee.value, rtol=1e-6)
+    # A return: the caller resumes from its own state, whatever the callee did.
+    s1, _ = step(params, s1, obs1, no, key)
+    _, resumed = step(params, s1, obs0, no, key)
+    _, direct = step(params, s0, obs0, no, key)
+    np.testing.assert_allclose(resumed.value, direct.value, rtol=1e-6)
+
+
+@pytest.mark.parametrize("memory", [{}, {"previous_action": True, "frame_step_features": 4}])
+def test_network__unroll_matches_step_by_step(addition, memory):
+    """The loss's unroll (teacher-forced actions) reproduces the acting steps, also with the
+    optional per-frame step counts and previous actions."""
+    env, net, params, state, ts = addition
+    if memory:
+        import dataclasses
+
+        net = make_network(env, dataclasses.replace(TINY, **memory))
+        params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((8,), bool))
+    step = jax.jit(net.step)
+    core = net.initial_state(8)
+    first = jnp.ones((8,), bool)
+    obs_seq, first_seq, actions, values = [], [], [], []
+    env_step = jax.jit(jax.vmap(env.step))
+    for t in range(4):
+        core2, out = step(params, core, ts.observation, first, jax.random.PRNGKey(t))
+        obs_seq.append(ts.observation)
+        first_seq.append(first)
+        actions.append(out.policy.action)
+        values.append(out.value)
+        state, ts = env_step(state, out.policy.action)
+        core, first = core2, ts.last()
+    stack = lambda xs: jax.tree.map(lambda *x: jnp.stack(x), *xs)  # noqa: E731
+    out = jax.jit(net.unroll)(params, net.initial_state(8), stack(obs_seq),
+                              jnp.stack(first_seq), jnp.stack(actions))
+    np.testing.assert_allclose(out.value, jnp.stack(values), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("env_id", ["Snake-v1", "Game2048-v1"])
+def test_network__builds_for_jumanji_envs(env_id):
+    env = jumanji.make(env_id)
+    net = make_network(env, TINY)
+    _, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 4))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((4,), bool))
+    _, out = jax.jit(net.step)(params, net.initial_state(4), ts.observation, jnp.ones((4,), bool),
+                      jax.random.PRNGKey(2))
+    assert out.policy.action.shape == (4,)
+    assert np.asarray(ts.observation.action_mask)[np.arange(4), out.policy.action].all()
+
+
+def test_network__encodes_canonicalize_images_with_the_patch_cnn():
+    env = npigym.make("Canonicalize-v0")
+    net = make_network(env, TINY)
+    _, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 2))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((2,), bool))
+    convs = [k for k in params if "image_conv" in k]
+    assert len(convs) == 2 and params[convs[0]]["w"].shape == (2, 2, 1, 4)
+    _, out = jax.jit(net.step)(params, net.initial_state(2), ts.observation,
+                               jnp.ones((2,), bool), jax.random.PRNGKey(2))
+    assert np.asarray(ts.observation.action_mask)[np.arange(2), out.policy.action[:, 0]].all()

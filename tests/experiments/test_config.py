@@ -1,0 +1,84 @@
+"""Training configs: presets, YAML, key=value overrides, and clear errors for bad ones."""
+
+import dataclasses
+
+import pytest
+
+from npigym.experiments.config import (
+    PRESETS,
+    ConfigError,
+    TrainConfig,
+    load_config,
+    read_config,
+    save_config,
+    valid_keys,
+)
+
+
+def test_config__defaults_are_valid_and_frozen():
+    config = TrainConfig()
+    assert config.a2c.learning_rate > 0 and config.network.core == "lstm"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_config__presets_load(name):
+    assert isinstance(load_config(name), TrainConfig)
+
+
+def test_config__overrides_short_full_env_keys_and_lists():
+    config = load_config("addition-macro", ["learning_rate=3e-3", "a2c.discount=0.9",
+                                            "max_digits=7", "encoder_layers=[32, 32]",
+                                            "core=gru", "time_limit_s=None"])
+    assert config.a2c.learning_rate == 3e-3 and config.a2c.discount == 0.9
+    assert config.env_kwargs == {"modes": "macro", "max_digits": 7}
+    assert config.network.encoder_layers == (32, 32) and config.network.core == "gru"
+    assert config.time_limit_s is None
+
+
+def test_config__yaml_round_trip_and_flat_files(tmp_path):
+    config = load_config("addition-hierarchical", ["num_seeds=3"])
+    path = tmp_path / "config.yaml"
+    save_config(config, str(path))
+    assert read_config(str(path)) == config
+    flat = tmp_path / "flat.yaml"
+    flat.write_text("env: Addition-v0\nlearning_rate: 0.002\nmax_digits: 4\n"
+                    "network:\n  core_size: 32\n")
+    loaded = load_config(str(flat))
+    assert loaded.a2c.learning_rate == 0.002 and loaded.env_kwargs == {"max_digits": 4}
+    assert loaded.network.core_size == 32
+
+
+@pytest.mark.parametrize("words, message", [
+    (["lerning_rate=1e-3"], "unknown config key 'lerning_rate'. Did you mean 'a2c.learning_rate'"),
+    (["learning_rate=-0.1"], "a2c.learning_rate must be a positive number"),
+    (["discount=1.5"], "a2c.discount must be in [0, 1]"),
+    (["gae_lambda=-1"], "a2c.gae_lambda must be in [0, 1]"),
+    (["num_envs=2.5"], "a2c.num_envs must be int"),
+    (["num_envs=0"], "a2c.num_envs must be >= 1"),
+    (["entropy_cost=-1"], "a2c.entropy_cost must be >= 0"),
+    (["credit=options"], "a2c.credit must be one of"),
+    (["core=transformer"], "network.core must be"),
+    (["eval_lengths=5"], "eval_lengths must be a list of int"),
+    (["max_digit=3"], "did you mean 'max_digits'"),
+    (["seed=abc"], "seed must be int"),
+    (["learning_rate"], "expected key=value"),
+])
+def test_config__bad_values_fail_with_a_clear_message(words, message):
+    with pytest.raises(ConfigError) as error:
+        load_config(None, words)
+    assert message.lower() in str(error.value).lower()
+
+
+def test_config__unknown_key_message_lists_the_valid_keys():
+    with pytest.raises(ConfigError) as error:
+        load_config(None, ["nonsense=1"])
+    for key in ("a2c.learning_rate", "network.core_size", "total_env_steps"):
+        assert key in str(error.value)
+    assert "a2c.learning_rate" in valid_keys()
+
+
+def test_config__missing_file_or_preset():
+    with pytest.raises(ConfigError, match="neither a file nor a preset"):
+        load_config("no-such-preset")
