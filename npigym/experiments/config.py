@@ -29,6 +29,7 @@ import yaml
 
 from npigym.agents.actor_critic import CREDIT_MODES, OPTIMIZERS, A2CConfig
 from npigym.agents.networks import NetworkConfig
+from npigym.meta_gradient.config import LEARNABLE, MetaGradientConfig, check_meta_config
 
 AGENTS = ("a2c",)
 
@@ -60,6 +61,8 @@ class TrainConfig:
         eval_greedy: evaluate the greedy (argmax) policy instead of sampling.
         a2c: the actor-critic's settings.
         network: the network's sizes.
+        meta: meta-gradient tuning of the a2c hyperparameters (``npigym.meta_gradient``;
+            ``meta.estimator=none``, the default, trains with fixed hyperparameters).
     """
 
     env: str = "Addition-v0"
@@ -78,6 +81,7 @@ class TrainConfig:
     eval_greedy: bool = True
     a2c: A2CConfig = dataclasses.field(default_factory=A2CConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
+    meta: MetaGradientConfig = dataclasses.field(default_factory=MetaGradientConfig)
 
     def __post_init__(self) -> None:
         validate(self)
@@ -133,9 +137,10 @@ def validate(config: TrainConfig) -> None:
     Raises:
         ConfigError: naming the key and what it should be.
     """
-    for section, obj in (("", config), ("a2c.", config.a2c), ("network.", config.network)):
+    for section, obj in (("", config), ("a2c.", config.a2c), ("network.", config.network),
+                         ("meta.", config.meta)):
         for field in dataclasses.fields(obj):
-            if field.name in ("a2c", "network"):
+            if field.name in SECTIONS:
                 continue
             _check_type(section + field.name, getattr(obj, field.name),
                         typing.get_type_hints(type(obj))[field.name])
@@ -176,6 +181,10 @@ def validate(config: TrainConfig) -> None:
            "network layer sizes, kernels and strides must be >= 1")
     _check(len(n.conv_channels) == len(n.conv_kernels) == len(n.conv_strides),
            "network.conv_channels, conv_kernels and conv_strides must have the same length")
+    try:
+        check_meta_config(config.meta, {k: getattr(a, k) for k in LEARNABLE}, a.num_envs)
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 def _type_name(tp: Any) -> str:
@@ -215,7 +224,7 @@ def _is_instance(value: Any, tp: Any) -> bool:
 # ----------------------------------------------------------------------------------------------
 # Building configs from dicts, YAML and key=value words.
 # ----------------------------------------------------------------------------------------------
-SECTIONS = {"a2c": A2CConfig, "network": NetworkConfig}
+SECTIONS = {"a2c": A2CConfig, "network": NetworkConfig, "meta": MetaGradientConfig}
 
 
 def valid_keys() -> List[str]:
@@ -234,6 +243,9 @@ def _resolve_key(key: str, env_keywords: Sequence[str]) -> Tuple[str, ...]:
     if key.startswith("env_kwargs."):
         return ("env_kwargs", key.split(".", 1)[1])
     matches = [k for k in keys if k.split(".")[-1] == key]
+    if len(matches) > 1:  # short names keep meaning the agent's (learning_rate: a2c's)
+        not_meta = [k for k in matches if not k.startswith("meta.")]
+        matches = not_meta if len(not_meta) == 1 else matches
     if len(matches) == 1:
         return tuple(matches[0].split("."))
     if len(matches) > 1:

@@ -61,9 +61,14 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
 
 
 def make_agent(config: TrainConfig, env: Any) -> Tuple[Network, Trainer]:
-    """The network and the actor-critic's trainer for ``env``."""
+    """The network and the actor-critic's trainer for ``env`` (with meta-gradient tuning of its
+    hyperparameters when ``config.meta.estimator`` is not ``"none"``)."""
     network = make_network(env, config.network)
     try:
+        if config.meta.enabled:
+            from npigym.meta_gradient import make_a2c_meta_train
+
+            return network, make_a2c_meta_train(env, network, config.a2c, config.meta)
         trainer = make_train(env, network, config.a2c)
     except ValueError as e:
         raise ConfigError(str(e)) from None

@@ -73,6 +73,11 @@ def build(config: TrainConfig) -> Tuple[Any, Any, Trainer, Callable[[], TrainSta
 
 def steps_per_call(config: TrainConfig) -> int:
     a = config.a2c
+    if config.meta.enabled:  # a meta update takes K inner and 1 (or K, mixing) outer rollouts
+        from npigym.meta_gradient.core import rollouts_per_meta_update
+
+        return a.num_envs * a.rollout_length * a.updates_per_call * sum(
+            rollouts_per_meta_update(config.meta))
     return a.num_envs * a.rollout_length * a.updates_per_call
 
 
@@ -204,6 +209,10 @@ def _run_train(args: argparse.Namespace) -> int:
         base = {"env": args.env} if args.env else {}
         if args.agent:
             base["agent"] = args.agent
+        meta = {k: v for k, v in (("estimator", args.meta_gradient),
+                                  ("meta_steps", args.meta_steps)) if v is not None}
+        if meta:
+            base["meta"] = meta
         config = load_config(args.config, args.options, base=base)
         train(config, run_dir=args.run_dir, runs_root=args.runs_root, progress=not args.quiet,
               final_eval=not args.no_eval)
@@ -220,6 +229,11 @@ def add_parser(subparsers: Any) -> None:
                     "or environment keywords (max_digits=5).")
     p.add_argument("--env", default=None, help="environment id (default: the config's)")
     p.add_argument("--agent", default=None, help="agent (a2c)")
+    p.add_argument("--meta-gradient", default=None, choices=("none", "biased", "debiased"),
+                   help="tune the agent's hyperparameters by meta-gradients (meta.estimator); "
+                        "meta.* keys set the rest (meta.learn=[discount], meta.mixing=uniform)")
+    p.add_argument("--meta-steps", default=None, type=int,
+                   help="inner updates per meta-gradient, K (meta.meta_steps)")
     p.add_argument("--config", default=None,
                    help="a YAML file or a preset: addition-macro, addition-flat, "
                         "addition-hierarchical, snake")
