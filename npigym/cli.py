@@ -21,6 +21,9 @@ from typing import Any, Dict, List, Optional, Sequence
 # Modules that add subcommands: each has ``add_parser(subparsers)``; the parser's ``run``
 # default is called with the parsed arguments. Later parts (training, evaluation) append here.
 SUBCOMMAND_MODULES: List[str] = ["npigym.experiments.train", "npigym.experiments.evaluate"]
+# npi-train / npi-eval / npi-play: the NPI's own commands, with its extra options (--base,
+# --train-programs); `train --agent npi`, `eval` and `play` dispatch to the same functions.
+SUBCOMMAND_MODULES.append("npigym.experiments.npi_runs")
 
 
 def parse_overrides(words: Sequence[str]) -> Dict[str, Any]:
@@ -91,9 +94,12 @@ def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, 
 def _run_play(args: argparse.Namespace) -> int:
     import jax
 
+    from npigym.experiments import npi_runs
     from npigym.experiments.play import expert_policy, play, save_gif
 
-    if os.path.isdir(args.env):  # a run directory: show the trained agent
+    if os.path.isdir(args.env) and npi_runs.is_npi_run(args.env):  # a trained NPI
+        env, policy = npi_runs.env_and_policy(args.env, args.size, options=args.options)
+    elif os.path.isdir(args.env):  # a run directory: show the trained agent
         env, policy = _agent_env_and_policy(args.env, args.size, parse_overrides(args.options))
     else:
         env = make_env(args.env, args.size, parse_overrides(args.options))

@@ -189,6 +189,15 @@ def parse_lengths(text: str) -> List[int]:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    from npigym.experiments import npi_runs
+
+    if npi_runs.is_npi_run(args.run_dir):
+        if args.sample:
+            raise SystemExit("npigym eval: an NPI run is evaluated greedily (no --sample)")
+        print(npi_runs.eval_from_command_line(args.run_dir, args.lengths,
+                                              args.episodes or 100))
+        print(f"saved {os.path.join(args.run_dir, rd.EVAL_MD)}")
+        return 0
     try:
         config = read_config(os.path.join(args.run_dir, rd.CONFIG)) \
             if rd.is_run_dir(args.run_dir) else None
@@ -207,7 +216,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers: Any) -> None:
     p = subparsers.add_parser("eval", help="success rate of a trained agent per instance size")
-    p.add_argument("run_dir", help="a run directory written by `npigym train`")
+    p.add_argument("run_dir", help="a run directory written by `npigym train` (a2c or npi)")
     p.add_argument("--lengths", default=None,
                    help="sizes, e.g. 5,20,100,1000 (default: the config's eval_lengths)")
     p.add_argument("--episodes", type=int, default=None, help="episodes per size")

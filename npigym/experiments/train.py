@@ -188,7 +188,26 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
 # ----------------------------------------------------------------------------------------------
 # Command line.
 # ----------------------------------------------------------------------------------------------
+def _run_npi_train(args: argparse.Namespace) -> int:
+    """``--agent npi``: supervised training on trace files (``npigym.experiments.npi_runs``)."""
+    from npigym.experiments import npi_runs
+
+    if args.resume or args.env or args.meta_gradient or args.meta_steps:
+        raise SystemExit("npigym train: --agent npi trains on --traces files (their env comes "
+                         "from the traces); --env, --resume and --meta-* are a2c options")
+    if not args.traces:
+        raise SystemExit("npigym train: --agent npi needs --traces FILE (from `npigym traces`)")
+    npi_runs.train_from_command_line(args.traces, args.options, args.run_dir, args.runs_root,
+                                     args.config, final_eval=not args.no_eval)
+    return 0
+
+
 def _run_train(args: argparse.Namespace) -> int:
+    if args.agent == "npi":
+        return _run_npi_train(args)
+    if args.traces:
+        raise SystemExit("npigym train: --traces is for --agent npi (the a2c agent learns from "
+                         "reward alone)")
     try:
         if args.resume:
             if not rd.is_run_dir(args.resume):
@@ -228,7 +247,11 @@ def add_parser(subparsers: Any) -> None:
                     "(a2c.learning_rate=3e-4), unambiguous short ones (learning_rate=3e-4), "
                     "or environment keywords (max_digits=5).")
     p.add_argument("--env", default=None, help="environment id (default: the config's)")
-    p.add_argument("--agent", default=None, help="agent (a2c)")
+    p.add_argument("--agent", default=None,
+                   help="a2c (reward alone; default) or npi (supervised on --traces)")
+    p.add_argument("--traces", action="append", default=[],
+                   help="with --agent npi: a trace file of `npigym traces` (repeat the flag "
+                        "for several tasks: one multi-task NPI)")
     p.add_argument("--meta-gradient", default=None, choices=("none", "biased", "debiased"),
                    help="tune the agent's hyperparameters by meta-gradients (meta.estimator); "
                         "meta.* keys set the rest (meta.learn=[discount], meta.mixing=uniform)")

@@ -74,6 +74,10 @@ def test_train__resume_continues_from_the_last_checkpoint(run, capsys):
     (["train", "--env", "Snake-v1", "credit=frame", "total_env_steps=1"], "program-machine"),
     (["eval", "/nonexistent"], "not a run directory"),
     (["play", "/", "--digits", "2"], "not a run directory"),
+    (["train", "--agent", "npi"], "needs --traces"),
+    (["train", "--agent", "npi", "--env", "Addition-v0", "--traces", "t.npz"], "a2c options"),
+    (["train", "--traces", "t.npz"], "--traces is for --agent npi"),
+    (["train", "--agent", "npi", "--traces", "/nonexistent.npz"], "nonexistent.npz"),
 ])
 def test_cli__bad_training_input_exits_with_a_message(argv, message, tmp_path):
     with pytest.raises(SystemExit) as error:
