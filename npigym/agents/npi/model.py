@@ -479,21 +479,36 @@ def make_model(config: NPIConfig, table: ProgramTable) -> NPIModel:
 MEMORY = "npi"  # haiku module holding m_prog and m_key
 
 
+# hk.initializers.TruncatedNormal(1.0): a normal truncated at 2 std, rescaled to std 1.
+_TRUNCATED_STD = 0.87962566103423978
+
+
 def extend_params(params: Params, old: ProgramTable, model: NPIModel, key: chex.PRNGKey
                   ) -> Params:
     """``params`` of a model over ``old`` carried over to ``model`` (whose table extends it):
     every old module and memory row keeps its values; new rows (and the encoders of new tasks)
-    start from the initialiser."""
-    fresh = jax.jit(model.init)(key)
+    start from the initialiser. Without new modules only the new rows are drawn (no jitted
+    init to compile)."""
+    shapes = jax.eval_shape(model.init, key)
+    new_modules = [m for m in shapes if m not in params]
+    fresh = jax.jit(model.init)(key) if new_modules else None
     rows = np.asarray([model.table.names.index(n) for n in old.names])
     out = {}
-    for module, leaves in fresh.items():
+    for module, leaves in shapes.items():
         out[module] = {}
-        for name, value in leaves.items():
+        for name, shape in leaves.items():
             if module == MEMORY and name in ("m_prog", "m_key"):
+                if fresh is not None:
+                    value = fresh[module][name]
+                else:
+                    value = jax.random.truncated_normal(
+                        jax.random.fold_in(key, len(name)), -2.0, 2.0, shape.shape,
+                        shape.dtype) / _TRUNCATED_STD
                 value = value.at[rows].set(params[module][name])
             elif module in params:
                 value = params[module][name]
+            else:
+                value = fresh[module][name]
             out[module][name] = value
     return out
 
