@@ -86,6 +86,11 @@ def random_masked_policy(env: Environment) -> Policy:
     return lambda word, state, observation: masked_choice(word, observation.action_mask.reshape(-1))
 
 
+def observation_checksum(observation: Any) -> jax.Array:
+    """A float32 sum over every leaf of a batch of observations (keeps all of it computed)."""
+    return sum(jnp.sum(leaf, dtype=jnp.float32) for leaf in jax.tree.leaves(observation))
+
+
 def wrap(env: Environment, reset: str) -> Environment:
     """``env`` with the reset mode ``reset`` (the policy still sees the unwrapped env's state)."""
     if reset == NPIGYM_AUTO_RESET:
@@ -179,7 +184,10 @@ class JaxCase:
                 action = policy(words, state, timestep.observation)
                 state, timestep = v_step(state, action)
                 # Reduced outputs keep XLA from pruning the rollout without copying states out.
-                reward = reward + timestep.reward.sum()
+                # The observation is folded in too, as an agent would read all of it: XLA drops
+                # loop-carried values nobody reads, so without this an image observation
+                # (Canonicalize) would never be rendered and its cost would go unmeasured.
+                reward = reward + timestep.reward.sum() + observation_checksum(timestep.observation)
                 ended = ended + timestep.last().sum(dtype=jnp.int32)
                 return (state, timestep, reward, ended), None
 
@@ -448,7 +456,8 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         for ratio, b_num, b_den, value in ratios:
             target = "—" if ratio.target is None else (
                 f"≥ {ratio.target:g}x ({'met' if value >= ratio.target else 'NOT met'})")
-            parts.append(f"| {ratio.name} | B={b_num:,} vs B={b_den:,} | {value:.1f}x "
+            shown = f"{value:.1f}" if value >= 1 else f"{value:.3f}"
+            parts.append(f"| {ratio.name} | B={b_num:,} vs B={b_den:,} | {shown}x "
                          f"| {target} |")
     else:
         parts.append("(none: the rows they need were not run)")
