@@ -66,7 +66,11 @@ def _run_list(args: argparse.Namespace) -> int:
         print(f"{env_id:<{width}}  {npigym.spec(env_id).description}")
         if args.verbose:
             env = npigym.make(env_id)
-            print("\n".join("      " + line for line in env.library.describe().splitlines()))
+            library = getattr(env, "library", None)
+            if library is None:  # e.g. DiscountingChain-v0: a plain Jumanji env, no programs
+                print("      (no program library: actions are the env's own)")
+            else:
+                print("\n".join("      " + line for line in library.describe().splitlines()))
     return 0
 
 

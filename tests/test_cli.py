@@ -14,7 +14,9 @@ def test_cli__list(capsys):
 
 def test_cli__list_verbose_shows_libraries(capsys):
     assert cli.main(["list", "-v"]) == 0
-    assert "MOVE_PTR" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "MOVE_PTR" in out
+    assert "DiscountingChain-v0" in out and "no program library" in out
 
 
 def test_cli__play_shows_the_expert_step_by_step(capsys, tmp_path):
