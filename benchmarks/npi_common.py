@@ -30,7 +30,12 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def command() -> str:
-    return ".venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv)
+    """The command line that ran this script, as typed from the repository root."""
+    repo = RESULTS.parent.parent
+    cwd = Path.cwd().resolve()
+    prefix = "" if cwd == repo else f"cd {os.path.relpath(cwd, repo)} && "
+    python = os.path.relpath(repo / ".venv" / "bin" / "python", cwd)
+    return prefix + python + " " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
 def machine() -> str:

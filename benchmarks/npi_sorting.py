@@ -48,6 +48,8 @@ def main() -> None:
     p.add_argument("--call-lengths", default="2,3,5,10,15,20,25,30,40,60,100",
                    help="evaluation lengths of the call setting (its failures run to the step "
                         "limit, which is slow at long lengths)")
+    p.add_argument("--call-updates", type=int, default=None,
+                   help="updates of the call setting (default: --updates)")
     p.add_argument("--per-length", type=int, default=64)
     p.add_argument("--retrain", action="store_true")
     args = p.parse_args()
@@ -64,8 +66,8 @@ def main() -> None:
     spec = {"env_id": "Sorting-v0", "env_kwargs": {}}
     results, metas, configs, lengths = {}, {}, {}, {}
     for setting in settings:
-        config = common.run_config(files, num_updates=args.updates,
-                                   end_mode=setting)
+        updates = args.call_updates if setting == "call" and args.call_updates else args.updates
+        config = common.run_config(files, num_updates=updates, end_mode=setting)
         run_dir = os.path.join(args.runs_root, f"sorting_{setting}_{args.per_length}")
         metas[setting] = common.train(config, run_dir, args.retrain)
         configs[setting] = config

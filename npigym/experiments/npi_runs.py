@@ -13,6 +13,12 @@ sort.npz --traces cars.npz``); the program memory is the union of their librarie
 A new program on a trained core (NPI section 4.3): ``npigym npi-train --traces max.npz
 --base runs/sort --train-programs MAX,RJMP`` freezes everything but those memory rows.
 
+For ``npigym train --agent npi`` / ``npigym eval RUN_DIR`` / ``npigym play RUN_DIR`` the
+command line dispatches to :func:`is_npi_run` (is this an NPI run directory?),
+:func:`main_train`, :func:`eval_from_command_line` (or :func:`evaluate_run`) and
+:func:`play_run`; :func:`main` runs the three subcommands on their own
+(``python -m npigym.experiments.npi_runs npi-train ...``).
+
 A run directory (the layout of ``npigym.experiments.run_dir``)::
 
     config.yaml          the resolved config (``agent: npi``); ``--config`` takes it back
@@ -640,19 +646,41 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_play(args: argparse.Namespace) -> int:
+def play_run(run_dir: str, size: Optional[int] = None, seed: int = 0,
+             env_id: Optional[str] = None, options: Sequence[str] = (), compact: bool = False,
+             delay: Optional[float] = None, step: bool = False, clear: Optional[bool] = None,
+             max_steps: Optional[int] = None, gif: Optional[str] = None) -> int:
+    """``npigym npi-play`` (or ``npigym play RUN_DIR`` on an NPI run): the trained NPI solves
+    one instance of size ``size`` step by step (``npigym.experiments.play``). ``clear`` and
+    ``delay`` default to redrawing every 0.15 s on a terminal, scrolling at once otherwise.
+    Returns the exit status: 0 if the instance was solved."""
     from npigym.experiments.play import play, save_gif
 
-    env, policy = env_and_policy(args.run_dir, args.size, args.env, args.options)
-    interactive = sys.stdout.isatty() and not args.no_clear
-    delay = args.delay if args.delay is not None else (0.15 if interactive else 0.0)
-    result = play(env, policy, jax.random.PRNGKey(args.seed), show_states=not args.compact,
-                  delay=delay, wait_for_enter=args.step, clear=interactive,
-                  keep_states=args.gif is not None, max_steps=args.max_steps)
-    if args.gif:
-        frames = save_gif(env, result.states, args.gif)
-        print(f"wrote {args.gif} ({frames} frames)")
+    env, policy = env_and_policy(run_dir, size, env_id, options)
+    interactive = sys.stdout.isatty() if clear is None else clear
+    delay = delay if delay is not None else (0.15 if interactive else 0.0)
+    result = play(env, policy, jax.random.PRNGKey(seed), show_states=not compact, delay=delay,
+                  wait_for_enter=step, clear=interactive, keep_states=gif is not None,
+                  max_steps=max_steps)
+    if gif:
+        frames = save_gif(env, result.states, gif)
+        print(f"wrote {gif} ({frames} frames)")
     return 0 if result.success else 1
+
+
+def main_train(traces: Sequence[str], overrides: Sequence[str] = (),
+               run_dir: Optional[str] = None, **kwargs: Any) -> str:
+    """``npigym train --agent npi --traces F [key=value ...]``: train into ``run_dir`` (a new
+    directory under ``runs_root`` when None) and return it; ``kwargs`` are
+    :func:`train_from_command_line`'s (``runs_root``, ``config_path``, ``base``,
+    ``train_programs``, ``lengths``, ``final_eval``)."""
+    return train_from_command_line(traces, overrides, run_dir, **kwargs)
+
+
+def _run_play(args: argparse.Namespace) -> int:
+    return play_run(args.run_dir, args.size, args.seed, args.env, args.options, args.compact,
+                    args.delay, args.step, False if args.no_clear else None, args.max_steps,
+                    args.gif)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -730,7 +758,9 @@ __all__ = [
     "is_npi_run",
     "load_run",
     "main",
+    "main_train",
     "make_env",
+    "play_run",
     "prepare",
     "runner_for",
     "save_run",

@@ -51,6 +51,10 @@ def test_training__loss_falls_on_a_tiny_dataset(trained):
     assert records[-1]["addition/token_acc"] > records[0]["addition/token_acc"]
     assert set(summary["program_error"]["addition"]) == {"ADD", "ADD1", "CARRY", "LSHIFT"}
     assert "program_error" in records[-1]  # the curriculum's current estimate
+    # keep_best: the parameters of the estimate (every 50 updates) with the fewest wrong tokens
+    assert summary["selected_update"] in (0, 50, 100, 150)
+    assert summary["wrong_tokens"]["addition"] <= min(r["hard_rows"]["addition"] * 16
+                                                      for r in records)
 
 
 def test_training__sampling_weights():
@@ -91,7 +95,8 @@ def test_training__frozen_core_changes_only_the_new_rows(addition):
     state = training.TrainState(params, optimizer.init(params), jax.numpy.zeros((), int))
     probs = {"addition": training.row_probs(
         data["addition"].row_program, training.program_weights("programs", [3, 4, 5, 6]))}
-    state, metrics = update(state, data, probs, probs, jax.random.PRNGKey(1), mask)
+    hard = {"addition": np.zeros(data["addition"].targets.valid.shape, bool)}
+    state, metrics = update(state, data, probs, probs, hard, jax.random.PRNGKey(1), mask)
     assert int(state.step) == 1 and np.isfinite(float(metrics["loss"]))
     row = model.table.names.index("CARRY")
     for module in params:

@@ -17,9 +17,11 @@ Rows are sampled by program (``sampling``):
   ``softmax(error / curriculum_temperature)``.
 
 ``hard_fraction`` of every batch replays rows that still hold a wrong prediction (found at the
-same re-estimates), as keras_npi retrains on the problems it gets wrong. A per-program error
-hides a rare mistake: 9 + 9 + carry written as 8 is 17 tokens of 56,000 in the addition
-traces, and one wrong column fails every long sum; replaying its rows fixes it.
+same re-estimates), as keras_npi retrains on the problems it gets wrong, and the wrong tokens
+themselves weigh ``1 + hard_token_weight`` in the loss. A per-program error hides a rare
+mistake: 9 + 9 + carry written as 8 is 17 tokens of 56,000 in the addition traces, and one
+wrong column fails every long sum; replaying its rows fixes it. ``keep_best`` returns the
+parameters with the fewest wrong training tokens seen at an estimate (or the last ones).
 
 The optimiser is Adam (the paper: 1e-4, x0.95 every 10,000 updates, batch 1; ``lr_schedule=
 "paper"`` applies that decay to ``learning_rate``), after global-norm clipping; a 0/1
@@ -62,12 +64,18 @@ class TrainConfig:
         curriculum_every: updates between error estimates (the paper: 1,000), over all rows.
         hard_fraction: share of each task's batch drawn from rows with a wrong prediction at
             the last estimate (0 turns it off).
+        hard_token_weight: extra loss weight of the tokens that were wrong at the last
+            estimate (a wrong token weighs ``1 + hard_token_weight``): a replayed row holds
+            one or two wrong tokens among dozens of right ones, whose mean would drown them.
         error_chunk: rows per jitted call when estimating errors.
         program_weight, args_weight, end_weight: weights of the three loss terms.
         end_mode: how traces become call sequences (``npigym.agents.npi.data``).
         seed: initialisation and sampling seed.
         log_every: updates between logged records.
         time_limit_s: stop early after this many seconds of training (None: no limit).
+        keep_best: return the parameters with the fewest wrong training tokens (teacher
+            forced) among the error estimates and the end, not just the last ones: a late
+            loss spike (Adam on a nearly solved set) must not undo a perfect model.
     """
 
     num_updates: int = 5000
@@ -81,6 +89,7 @@ class TrainConfig:
     curriculum_temperature: float = 0.1
     curriculum_every: int = 500
     hard_fraction: float = 0.25
+    hard_token_weight: float = 4.0
     error_chunk: int = 1024
     program_weight: float = 1.0
     args_weight: float = 1.0
@@ -89,6 +98,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 100
     time_limit_s: Optional[float] = None
+    keep_best: bool = True
 
     def __post_init__(self) -> None:
         checks = [
@@ -104,6 +114,7 @@ class TrainConfig:
             (self.curriculum_every >= 1 and self.error_chunk >= 1,
              "curriculum_every and error_chunk must be >= 1"),
             (0 <= self.hard_fraction < 1, "hard_fraction must be in [0, 1)"),
+            (self.hard_token_weight >= 0, "hard_token_weight must be >= 0"),
             (min(self.program_weight, self.args_weight, self.end_weight) >= 0,
              "loss weights must be >= 0"),
             (self.end_mode in ("auto", "call", "return"),
@@ -152,20 +163,26 @@ def token_stats(out: StepOutput, targets: Targets) -> TokenStats:
         end_ok=~targets.end_mask | ((out.end_logit >= 0) == (targets.end > 0.5)))
 
 
-def task_loss(model: NPIModel, config: TrainConfig, params: Params, task: str, batch: Packed
-              ) -> Tuple[chex.Array, Dict[str, chex.Array]]:
-    """Mean NLL over the batch's real tokens, and accuracy metrics."""
+def task_loss(model: NPIModel, config: TrainConfig, params: Params, task: str, batch: Packed,
+              weight: Optional[chex.Array] = None) -> Tuple[chex.Array, Dict[str, chex.Array]]:
+    """NLL summed over the batch's real tokens (each times ``weight``, default 1) over their
+    number, and (unweighted) accuracy metrics."""
     out = model.unroll(params, task, batch.tokens)
     stats = token_stats(out, batch.targets)
     valid = batch.targets.valid
     chex.assert_equal_shape([stats.program_nll, valid])
     count = jnp.maximum(valid.sum(), 1)
+    weight = jnp.ones(valid.shape) if weight is None else weight
 
     def mean(x):
         return jnp.sum(jnp.where(valid, x, 0.0)) / count
 
-    loss = (config.program_weight * mean(stats.program_nll)
-            + config.args_weight * mean(stats.args_nll) + config.end_weight * mean(stats.end_nll))
+    def weighted(x):
+        return mean(weight * x)
+
+    loss = (config.program_weight * weighted(stats.program_nll)
+            + config.args_weight * weighted(stats.args_nll)
+            + config.end_weight * weighted(stats.end_nll))
     all_ok = stats.program_ok & stats.args_ok & stats.end_ok
     metrics = {"loss": loss, "program_acc": mean(stats.program_ok),
                "args_acc": mean(stats.args_ok), "end_acc": mean(stats.end_ok),
@@ -197,16 +214,16 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
                        optax.adam(learning_rate_schedule(config)))
 
 
-def sample_batch(data: Packed, probs: chex.Array, hard_probs: chex.Array, key: chex.PRNGKey,
-                 rows: int, hard_rows: int) -> Packed:
-    """``rows`` packed rows drawn with replacement: ``hard_rows`` of them with probabilities
-    ``hard_probs`` (rows still mispredicted), the rest with ``probs``."""
+def sample_rows(probs: chex.Array, hard_probs: chex.Array, key: chex.PRNGKey, rows: int,
+                hard_rows: int) -> chex.Array:
+    """Indices of ``rows`` packed rows drawn with replacement: ``hard_rows`` of them with
+    probabilities ``hard_probs`` (rows still mispredicted), the rest with ``probs``."""
     easy_key, hard_key = jax.random.split(key)
     idx = jax.random.choice(easy_key, probs.shape[0], (rows - hard_rows,), p=probs)
     if hard_rows:
         hard = jax.random.choice(hard_key, probs.shape[0], (hard_rows,), p=hard_probs)
         idx = jnp.concatenate([idx, hard])
-    return jax.tree.map(lambda x: x[idx], data)
+    return idx
 
 
 # Jitted functions are cached by what they close over (the model, the settings that shape the
@@ -220,39 +237,44 @@ def _update_key(config: TrainConfig) -> Tuple[Any, ...]:
     """The settings the jitted update depends on (not the run length, logging or seed)."""
     return (config.batch_rows, config.learning_rate, config.lr_schedule, config.lr_decay_every,
             config.lr_decay_rate, config.max_grad_norm, config.hard_fraction,
+            config.hard_token_weight,
             config.program_weight, config.args_weight, config.end_weight)
 
 
 def make_update(model: NPIModel, config: TrainConfig, tasks: Sequence[str]
                 ) -> Callable[..., Tuple[TrainState, Dict[str, chex.Array]]]:
-    """``update(state, data, probs, hard_probs, key, trainable) -> (state, metrics)``,
-    jitted: one gradient step on a batch of ``batch_rows`` rows of every task (``data``,
-    ``probs``, ``hard_probs``: dicts by task); ``trainable`` is a 0/1 pytree like the
-    parameters (frozen where 0) or None. The optimiser is :func:`make_optimizer`'s."""
+    """``update(state, data, probs, hard_probs, hard_tokens, key, trainable) -> (state,
+    metrics)``, jitted: one gradient step on a batch of ``batch_rows`` rows of every task
+    (``data``, ``probs``, ``hard_probs``, ``hard_tokens``: dicts by task; ``hard_tokens`` is
+    (rows, T) 0/1, the tokens wrong at the last estimate); ``trainable`` is a 0/1 pytree like
+    the parameters (frozen where 0) or None. The optimiser is :func:`make_optimizer`'s."""
     cache_key = (model, _update_key(config), tuple(tasks))
     if cache_key in _UPDATES:
         return _UPDATES[cache_key]
     optimizer = make_optimizer(config)
     hard_rows = round(config.batch_rows * config.hard_fraction)
 
-    def loss_fn(params, batches):
+    def loss_fn(params, batches, weights):
         total, metrics = 0.0, {}
         for task in tasks:
-            loss, m = task_loss(model, config, params, task, batches[task])
+            loss, m = task_loss(model, config, params, task, batches[task], weights[task])
             total += loss
             metrics.update({f"{task}/{k}": v for k, v in m.items()})
         return total, metrics
 
     @jax.jit
     def update(state: TrainState, data: Mapping[str, Packed], probs: Mapping[str, chex.Array],
-               hard_probs: Mapping[str, chex.Array], key: chex.PRNGKey,
-               trainable: Optional[Params] = None
+               hard_probs: Mapping[str, chex.Array], hard_tokens: Mapping[str, chex.Array],
+               key: chex.PRNGKey, trainable: Optional[Params] = None
                ) -> Tuple[TrainState, Dict[str, chex.Array]]:
         keys = jax.random.split(key, len(tasks))
-        batches = {t: sample_batch(data[t], probs[t], hard_probs[t], k, config.batch_rows,
-                                   hard_rows)
-                   for t, k in zip(tasks, keys)}
-        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batches)
+        batches, weights = {}, {}
+        for t, k in zip(tasks, keys):
+            idx = sample_rows(probs[t], hard_probs[t], k, config.batch_rows, hard_rows)
+            batches[t] = jax.tree.map(lambda x, idx=idx: x[idx], data[t])
+            weights[t] = 1.0 + config.hard_token_weight * hard_tokens[t][idx].astype(jnp.float32)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+            state.params, batches, weights)
         if trainable is not None:
             grads = jax.tree.map(lambda g, m: g * m, grads, trainable)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
@@ -292,7 +314,7 @@ def program_weights(sampling: str, programs: Sequence[int], errors: Optional[Map
 
 
 def make_row_errors(model: NPIModel, task: str) -> Callable[[Params, Packed], chex.Array]:
-    """``wrong(params, rows) -> (rows,)`` jitted: tokens of each row with any wrong prediction
+    """``wrong(params, rows) -> (rows, T)`` jitted: the tokens with any wrong prediction
     (program, used argument or end bit; teacher forced)."""
 
     if (model, task) in _ROW_ERRORS:
@@ -301,8 +323,7 @@ def make_row_errors(model: NPIModel, task: str) -> Callable[[Params, Packed], ch
     @jax.jit
     def wrong(params: Params, rows: Packed) -> chex.Array:
         stats = token_stats(model.unroll(params, task, rows.tokens), rows.targets)
-        bad = ~(stats.program_ok & stats.args_ok & stats.end_ok) & rows.targets.valid
-        return bad.sum(-1)
+        return ~(stats.program_ok & stats.args_ok & stats.end_ok) & rows.targets.valid
 
     _ROW_ERRORS[model, task] = wrong
     return wrong
@@ -310,8 +331,8 @@ def make_row_errors(model: NPIModel, task: str) -> Callable[[Params, Packed], ch
 
 def row_errors(wrong: Callable[[Params, Packed], chex.Array], params: Params, data: Packed,
                chunk: int) -> np.ndarray:
-    """Wrong tokens of every row of ``data``, ``chunk`` rows per jitted call (the last chunk
-    wraps around, so every call has the same shape)."""
+    """(rows, T) bool, the wrong tokens of every row of ``data``, ``chunk`` rows per jitted
+    call (the last chunk wraps around, so every call has the same shape)."""
     n = int(data.row_program.shape[0])
     chunk = min(chunk, n)
     out = []
@@ -350,23 +371,29 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
     device_data = {t: jax.device_put(d) for t, d in data.items()}
     row_program = {t: np.asarray(d.row_program) for t, d in data.items()}
     row_tokens = {t: np.asarray(d.targets.valid).sum(-1) for t, d in data.items()}
+    block = {t: int(d.targets.valid.shape[1]) for t, d in data.items()}
     programs = {t: [int(p) for p in np.unique(rp)] for t, rp in row_program.items()}
     counts = {t: {int(p): int(n) for p, n in zip(*np.unique(rp, return_counts=True))}
               for t, rp in row_program.items()}
     track_errors = config.sampling == "curriculum" or config.hard_fraction > 0
 
     def estimate(params) -> Tuple[Dict[str, Dict[int, float]], Dict[str, np.ndarray]]:
-        """Per-program token error rates and per-row wrong-token counts, over all rows."""
-        errors, wrong = {}, {}
+        """Per-program token error rates and per-token wrong flags, over all rows."""
+        errors, wrong_tokens = {}, {}
         for t in tasks:
-            wrong[t] = row_errors(wrong_fns[t], params, device_data[t], config.error_chunk)
+            wrong_tokens[t] = row_errors(wrong_fns[t], params, device_data[t],
+                                         config.error_chunk)
+        wrong = {t: w.sum(-1) for t, w in wrong_tokens.items()}
+        for t in tasks:
             errors[t] = {p: float(wrong[t][row_program[t] == p].sum()
                                   / row_tokens[t][row_program[t] == p].sum())
                          for p in programs[t]}
-        return errors, wrong
+        return errors, wrong_tokens
 
-    def sampling_probs(errors, wrong) -> Tuple[Dict[str, jax.Array], Dict[str, jax.Array]]:
-        probs, hard = {}, {}
+    def sampling_probs(errors, wrong_tokens) -> Tuple[Dict[str, jax.Array], ...]:
+        """Row probabilities, hard-row probabilities and hard-token flags, by task."""
+        probs, hard, tokens = {}, {}, {}
+        wrong = {t: w.sum(-1) for t, w in wrong_tokens.items()} if wrong_tokens else None
         for t in tasks:
             w = program_weights(config.sampling, programs[t], errors[t] if errors else None,
                                 config.curriculum_temperature, counts[t])
@@ -374,21 +401,26 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
             bad = (wrong[t] > 0) if wrong else np.zeros_like(probs[t], bool)
             hard[t] = jnp.asarray(bad / bad.sum() if bad.any() else probs[t], jnp.float32)
             probs[t] = jnp.asarray(probs[t])
-        return probs, hard
+            tokens[t] = jnp.asarray(wrong_tokens[t] if wrong_tokens else
+                                    np.zeros((*row_tokens[t].shape, block[t]), bool))
+        return probs, hard, tokens
 
     key = jax.random.PRNGKey(config.seed)
     state = TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32))
     errors, wrong = estimate(params) if track_errors else (None, None)
-    probs, hard = sampling_probs(errors, wrong)
+    probs, hard, hard_tokens = sampling_probs(errors, wrong)
     start = time.perf_counter()
     window: list = []
     record: Dict[str, Any] = {}
+    best = (_total(wrong), 0, state.params) if wrong is not None else None
     for i in range(config.num_updates):
         if track_errors and i and i % config.curriculum_every == 0:
             errors, wrong = estimate(state.params)
-            probs, hard = sampling_probs(errors, wrong)
+            probs, hard, hard_tokens = sampling_probs(errors, wrong)
+            if best is None or _total(wrong) < best[0]:
+                best = (_total(wrong), i, state.params)
         key, sub = jax.random.split(key)
-        state, metrics = update(state, device_data, probs, hard, sub, trainable)
+        state, metrics = update(state, device_data, probs, hard, hard_tokens, sub, trainable)
         window.append(metrics)
         elapsed = time.perf_counter() - start
         out_of_time = config.time_limit_s is not None and elapsed >= config.time_limit_s
@@ -399,16 +431,25 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
                       **{k: float(v) for k, v in means.items()}}
             if errors is not None:
                 record["program_error"] = _named(model, errors)
-                record["hard_rows"] = {t: int((w > 0).sum()) for t, w in wrong.items()}
+                record["hard_rows"] = {t: int(w.any(-1).sum()) for t, w in wrong.items()}
             if log is not None:
                 log(record)
         if out_of_time:
             break
     final_errors, final_wrong = estimate(state.params)
+    params, selected = state.params, int(state.step)
+    if config.keep_best and best is not None and best[0] < _total(final_wrong):
+        params, selected = best[2], best[1]
+        final_errors, final_wrong = estimate(params)
     summary = {"updates": int(state.step), "wall_time": round(time.perf_counter() - start, 2),
-               "final": record, "program_error": _named(model, final_errors),
+               "final": record, "selected_update": selected,
+               "program_error": _named(model, final_errors),
                "wrong_tokens": {t: int(w.sum()) for t, w in final_wrong.items()}}
-    return state.params, summary
+    return params, summary
+
+
+def _total(wrong: Mapping[str, np.ndarray]) -> int:
+    return int(sum(int(w.sum()) for w in wrong.values()))
 
 
 def _named(model: NPIModel, errors: Mapping[str, Mapping[int, float]]) -> Dict[str, Any]:
