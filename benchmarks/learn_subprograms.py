@@ -93,15 +93,43 @@ def main(argv: List[str]) -> int:
     size = SETTINGS[args.env]["size"]
     tree = {**PRESETS[preset], **replaced}
     config = load_config(None, [f"num_seeds={args.seeds}", *args.overrides], base=tree)
+    print(f"{args.env} {args.setting}: {config.env_kwargs}, {args.seeds} seeds, "
+          f"{steps_per_call(config):,} env steps per seed per call", flush=True)
+    run = train_to_target(config, size, minutes=args.minutes, target=args.target,
+                          eval_every=args.eval_every, eval_episodes=args.eval_episodes,
+                          min_minutes=args.min_minutes)
+    state, reached, curve = run["state"], run["reached"], run["curve"]
+    compile_s, train_s, calls, per_call = (run["compile_s"], run["train_s"], run["calls"],
+                                           run["per_call"])
+
+    lengths = [int(x) for x in args.lengths.split(",")]
+    params = [select_seed(state.params, s) for s in range(args.seeds)]
+    rows = length_table(config, params, lengths, args.length_episodes, greedy=True,
+                        progress=True)
+    write_results(args, argv, config, compile_s, train_s, calls * per_call, reached, rows,
+                  curve, size)
+    return 0
+
+
+def train_to_target(config, size: int, minutes: float, target: float = 0.99,
+                    eval_every: float = 20.0, eval_episodes: int = 200,
+                    min_minutes: float = 0.0) -> Dict[str, Any]:
+    """Train ``config``'s agent (its seeds side by side, ``jax.vmap``) until every seed's greedy
+    policy reaches ``target`` success on ``eval_episodes`` fresh instances of ``size`` (checked
+    every ``eval_every`` s of training), or for ``minutes`` of training.
+
+    Returns ``{"state", "reached", "curve", "compile_s", "train_s", "calls", "per_call"}``:
+    ``reached[s]`` is ``(env steps, training wall time)`` of seed ``s``'s first success (None
+    if never); wall time counts training only (compile included, evaluation excluded).
+    """
+    seeds = config.num_seeds
     env = make_env(config)
     network, trainer = make_agent(config, env)
     init, train_call = init_fns(trainer, config)
     eval_env = make_env(config, size=size, whole_task=True)
     evaluator = make_evaluator(eval_env, make_network(eval_env, config.network),
-                               args.eval_episodes, greedy=True)
+                               eval_episodes, greedy=True)
     per_call = steps_per_call(config)
-    print(f"{args.env} {args.setting}: {config.env_kwargs}, {args.seeds} seeds, "
-          f"{per_call:,} env steps per seed per call", flush=True)
 
     start = time.perf_counter()
     state = jax.jit(init)()
@@ -109,11 +137,11 @@ def main(argv: List[str]) -> int:
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - start
     train_s = compile_s
-    reached: List[Any] = [None] * args.seeds
+    reached: List[Any] = [None] * seeds
     curve: List[Dict[str, Any]] = []
     last_eval = 0.0
     calls = 1
-    while train_s < args.minutes * 60:
+    while train_s < minutes * 60:
         t0 = time.perf_counter()
         state, metrics = train_call(state)
         metrics = jax.device_get(metrics)
@@ -123,19 +151,19 @@ def main(argv: List[str]) -> int:
         pooled = summarize(metrics)
         point = {"env_steps": steps, "train_s": round(train_s, 1),
                  "train_success": [summarize(select_seed(metrics, s))["success"]
-                                   for s in range(args.seeds)]}
+                                   for s in range(seeds)]}
         if "program_success" in pooled and len(config.curriculum) > 1:
             names = env.unwrapped.library.names
             point["program_success"] = {names[i]: round(float(r), 3) for i, r in
                                         enumerate(pooled["program_success"])
                                         if pooled["program_episodes"][i] > 0}
-        if train_s - last_eval >= args.eval_every:
+        if train_s - last_eval >= eval_every:
             last_eval = train_s
             rates = []
-            for s in range(args.seeds):
+            for s in range(seeds):
                 out = evaluator(select_seed(state.params, s), jax.random.PRNGKey(calls))
                 rates.append(float(np.mean(out["success"])))
-                if reached[s] is None and rates[-1] >= args.target:
+                if reached[s] is None and rates[-1] >= target:
                     reached[s] = (steps, train_s)
             point["eval_success"] = rates
             print(f"  {train_s:7.0f} s  {steps:>12,} steps  greedy success at {size}: "
@@ -143,18 +171,12 @@ def main(argv: List[str]) -> int:
                   f"{' '.join(f'{r:.3f}' for r in point['train_success'])})"
                   + (f" per program {point['program_success']}"
                      if "program_success" in point else ""), flush=True)
-            if all(r is not None for r in reached) and train_s >= args.min_minutes * 60:
+            if all(r is not None for r in reached) and train_s >= min_minutes * 60:
                 curve.append(point)
                 break
         curve.append(point)
-
-    lengths = [int(x) for x in args.lengths.split(",")]
-    params = [select_seed(state.params, s) for s in range(args.seeds)]
-    rows = length_table(config, params, lengths, args.length_episodes, greedy=True,
-                        progress=True)
-    write_results(args, argv, config, compile_s, train_s, calls * per_call, reached, rows,
-                  curve, size)
-    return 0
+    return dict(state=state, reached=reached, curve=curve, compile_s=compile_s,
+                train_s=train_s, calls=calls, per_call=per_call)
 
 
 def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, curve, size):

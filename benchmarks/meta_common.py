@@ -28,9 +28,9 @@ def table(rows: List[Dict[str, Any]], columns: Sequence[str]) -> str:
     def fmt(v: Any) -> str:
         if isinstance(v, float):
             return f"{v:.4g}"
-        return str(v)
+        return str(v).replace("|", "\\|")  # a bare pipe would split the cell
 
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines = ["| " + " | ".join(fmt(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(fmt(r.get(c, "")) for c in columns) + " |" for r in rows]
     return "\n".join(lines)
 

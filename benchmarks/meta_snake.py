@@ -2,10 +2,12 @@
 
 The debiasing paper's Snake settings, scaled to the CPU: 6x6 board (``Snake-v1`` with
 ``num_rows=num_cols=6``), gamma from 0.8 (fixed for A2C), lambda 0.95, gamma' = lambda' = 1,
-RMSProp inner, meta Adam 3e-3 (eps_root 1e-8), meta-gradient clipped to 0.1, only the
-discount learned. Each agent trains for the same wall-clock budget (seeds vmapped); the paper
-trains 75M env steps (512 envs x 5 steps x ~29k updates, 10 seeds). Env steps below count every
-step taken, inner and outer rollouts (the paper counts inner rollouts only).
+RMSProp inner, meta Adam 3e-3, meta-gradient clipped to 0.1, only the discount learned. The
+paper's meta Adam has eps_root 1e-8; this uses ``MetaGradientConfig``'s defaults (eps_root
+1e-20, eps 0), which do not swamp meta-gradients of ~1e-6. Each agent trains for the same
+wall-clock budget (seeds vmapped); the paper trains 75M env steps (512 envs x 5 steps x ~29k
+updates, 10 seeds). Env steps below count every step taken, inner and outer rollouts (the
+paper counts inner rollouts only).
 
     python benchmarks/meta_snake.py --seconds 150 --seeds 2
 """

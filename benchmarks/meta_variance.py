@@ -55,21 +55,28 @@ def main() -> None:
             g = np.asarray(grads["discount"], np.float64)
             rows.append({"K": k, "estimator": "K-step" if mixing == "none" else "mixed "
                          "(uniform)", "mean": g.mean(), "variance": g.var(ddof=1),
-                         "std / |mean|": g.std(ddof=1) / (abs(g.mean()) + 1e-30),
+                         "std / abs(mean)": g.std(ddof=1) / (abs(g.mean()) + 1e-30),
                          "seconds": round(time.perf_counter() - start, 1)})
             print(rows[-1], flush=True)
     for r in rows:
         base = next(x for x in rows if x["K"] == r["K"] and x["estimator"] == "K-step")
         r["K-step var / this var"] = base["variance"] / r["variance"]
-    cols = ["K", "estimator", "mean", "variance", "std / |mean|", "K-step var / this var",
-            "seconds"]
-    md = (f"# Meta-gradient variance on Snake ({args.board}x{args.board}): K-step vs mixed\n\n"
-          f"Command: `{command()}`\n\nMachine: {machine()}\n\n"
-          f"Debiased estimator, d L / d eta_discount at a fixed untrained theta_0 (gamma 0.8, "
-          f"RMSProp 5e-4 inner), {args.samples} independent samples of {args.envs} envs x "
-          f"{args.rollout} steps per rollout.\n\n" + table(rows, cols) + "\n")
+    md = markdown(vars(args), rows, command(), machine())
     print(write("meta_variance", md, dict(args=vars(args), rows=rows)))
     print(md)
+
+
+COLUMNS = ["K", "estimator", "mean", "variance", "std / abs(mean)", "K-step var / this var",
+           "seconds"]
+
+
+def markdown(args, rows, cmd: str, mach: str) -> str:
+    """The results page from the arguments (a dict) and rows (also what the json holds)."""
+    return (f"# Meta-gradient variance on Snake ({args['board']}x{args['board']}): K-step vs "
+            f"mixed\n\nCommand: `{cmd}`\n\nMachine: {mach}\n\n"
+            f"Debiased estimator, d L / d eta_discount at a fixed untrained theta_0 (gamma 0.8, "
+            f"RMSProp 5e-4 inner), {args['samples']} independent samples of {args['envs']} "
+            f"envs x {args['rollout']} steps per rollout.\n\n" + table(rows, COLUMNS) + "\n")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,15 @@ MAX_META_STEPS = 100
 class MetaGradientConfig:
     """How the agent's hyperparameters tune themselves by meta-gradients.
 
+    The inner optimizer is the ``a2c`` config's. The meta-gradient papers use RMSProp for the
+    inner updates (Xu et al. 2018 and STAC inherit IMPALA's; Bonnet et al.'s Snake agent uses
+    RMSProp 5e-4): set ``a2c.optimizer=rmsprop`` to follow them. Adam (the ``a2c`` default)
+    also works, but it normalises each step by a running scale (its first steps are nearly
+    invariant to a loss coefficient), so its meta-gradients are tiny: about 1e-9 .. 1e-7
+    for every hyperparameter on the Discounting Chain, against ~1e-6 through RMSProp on
+    Snake. With the default meta-optimizer settings below each meta update still moves a
+    learned ``eta`` by up to about ``learning_rate`` in either case.
+
     Attributes:
         estimator: ``"none"`` (fixed hyperparameters), ``"biased"`` (the outer advantage uses the
             inner critic, trained with the meta-learned discount: the usual estimator) or
@@ -31,9 +40,22 @@ class MetaGradientConfig:
             of one unroll; with K = 1 every mixing is the one-step meta-gradient).
         mixing_beta: geometric weights ``w_k = (1 - beta) beta**(k-1)`` for ``k < K`` and
             ``beta**(K-1)`` for ``k = K`` (they sum to 1).
-        learning_rate: the meta-optimizer's (Adam) step size.
+        learning_rate: the meta-optimizer's (Adam) step size: a meta update moves each ``eta``
+            by up to about this much (exactly this much, times the sign of its meta-gradient,
+            on the first), whatever the meta-gradient's scale.
         max_grad_norm: meta-gradients are clipped to this global norm.
-        adam_eps_root: the meta-optimizer's epsilon inside the square root (> 0).
+        adam_eps_root: the meta-optimizer's epsilon inside the square root (> 0); its update
+            is ``m / (sqrt(v + adam_eps_root) + adam_eps)``. Meta-gradients are tiny: about
+            1e-6 with RMSProp inner updates on Snake, 1e-8 in the toy, 1e-9 with Adam inner
+            updates (Adam's normalised step barely depends on a loss coefficient). Optax's
+            usual 1e-8 floors the denominator at sqrt(1e-8) = 1e-4 and shrinks such steps
+            by 1e2..1e5: the hyperparameters would not move. The default 1e-20 (floor 1e-10)
+            only guards against 0 / 0 on a meta-gradient that is exactly 0. A tiny value is
+            safe here because the meta-optimizer is never differentiated through: the
+            infinite derivative of ``sqrt(v)`` at ``v = 0`` (optax #882) matters for the
+            *inner* optimizer, whose ``a2c.adam_eps_root`` must stay at a normal size.
+        adam_eps: the meta-optimizer's epsilon outside the square root (>= 0); optax's 1e-8
+            would floor the denominator as above, so the default is 0.
         learn: which hyperparameters are meta-learned (a subset of :data:`LEARNABLE`); the
             others stay at their ``a2c`` values. Initial values are the ``a2c`` values.
         outer_discount, outer_lambda: discount and lambda of the outer objective and of the
@@ -57,7 +79,8 @@ class MetaGradientConfig:
     mixing_beta: float = 0.5
     learning_rate: float = 3e-3
     max_grad_norm: float = 0.1
-    adam_eps_root: float = 1e-8
+    adam_eps_root: float = 1e-20
+    adam_eps: float = 0.0
     learn: Tuple[str, ...] = ("discount",)
     outer_discount: Optional[float] = None
     outer_lambda: Optional[float] = None
@@ -110,10 +133,12 @@ def check_meta_config(config: MetaGradientConfig, initial: Mapping[str, float],
           f"meta.learning_rate must be a positive number, not {config.learning_rate}")
     check(config.max_grad_norm > 0, f"meta.max_grad_norm must be > 0, "
                                     f"not {config.max_grad_norm}")
-    check(config.adam_eps_root > 0,
-          "meta.adam_eps_root must be > 0: with 0, Adam's update of a gradient leaf that is "
-          "exactly 0 but depends on the meta-parameters has an infinite derivative, and the "
-          f"meta-gradient is NaN (optax #882); got {config.adam_eps_root}")
+    check(config.adam_eps_root > 0 and math.isfinite(config.adam_eps_root),
+          "meta.adam_eps_root must be > 0: with 0 (and adam_eps 0) a meta-gradient that is "
+          "exactly 0 makes Adam's update 0 / 0 = NaN (a tiny value such as the default 1e-20 "
+          f"is enough); got {config.adam_eps_root}")
+    check(config.adam_eps >= 0 and math.isfinite(config.adam_eps),
+          f"meta.adam_eps must be >= 0, not {config.adam_eps}")
     unknown = [n for n in config.learn if n not in LEARNABLE]
     check(not unknown, f"meta.learn: {unknown} cannot be meta-learned; choose from "
                        f"{LEARNABLE}")

@@ -24,7 +24,7 @@ recomputes its activations, so memory grows with K only by one parameter set, op
 and batch per step.
 
 The agent continues from ``theta_K`` (and the envs from where the last rollout left them), and
-the meta-parameters take one clipped Adam step (``eps_root > 0``).
+the meta-parameters take one clipped Adam step (tiny ``eps_root > 0``).
 """
 
 from __future__ import annotations
@@ -152,10 +152,12 @@ def pool_metrics(metrics: Dict[str, chex.Array]) -> Dict[str, chex.Array]:
 
 
 def make_meta_optimizer(config: MetaGradientConfig) -> optax.GradientTransformation:
-    """Global-norm clipping then Adam with ``eps_root > 0`` (finite meta-gradients through a
-    zero-gradient leaf; optax #882)."""
+    """Global-norm clipping then Adam with a tiny ``eps_root > 0`` (no 0 / 0 on a zero
+    meta-gradient; small enough not to swamp meta-gradients of 1e-9, see
+    :class:`MetaGradientConfig`)."""
     return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.adam(config.learning_rate, eps_root=config.adam_eps_root))
+                       optax.adam(config.learning_rate, eps=config.adam_eps,
+                                  eps_root=config.adam_eps_root))
 
 
 def make_group_meta_gradients(meta_loss: Callable[..., Any], groups: int

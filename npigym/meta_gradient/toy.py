@@ -59,14 +59,16 @@ NUM_FEATURES = NUM_ACTIONS + 2  # one-hot of the context (-1..4) and the time
 # Meta-gradients here are tiny (~1e-8: one decision in 100 steps carries the signal), and
 # the official toy uses plain Adam, i.e. steps of about lr in eta whatever the scale. Adam's
 # eps_root = 1e-8 would floor its denominator at 1e-4 and freeze eta, so the toy uses 1e-20
-# (still > 0; the meta-optimizer is never differentiated through anyway).
+# (still > 0; the meta-optimizer is never differentiated through anyway; now also the
+# MetaGradientConfig default). adam_eps stays at optax's 1e-8 (the default is now 0), the
+# setting of the committed results/meta_discounting_chain run.
 TOY_A2C = A2CConfig(num_envs=128, rollout_length=100, updates_per_call=50, optimizer="sgd",
                     learning_rate=0.5, max_grad_norm=1e9, discount=0.95, gae_lambda=0.0,
                     entropy_cost=0.005, value_cost=0.0, outer_discount=1.0, outer_lambda=0.0,
                     outer_value_cost=0.0)
 TOY_META = MetaGradientConfig(estimator="debiased", learn=("discount",),
                               discount_bounds=(0.9, 1.0), learning_rate=0.1,
-                              max_grad_norm=1e9, adam_eps_root=1e-20,
+                              max_grad_norm=1e9, adam_eps_root=1e-20, adam_eps=1e-8,
                               outer_entropy_cost=0.005)
 
 

@@ -1,5 +1,9 @@
 """The meta-gradient through the real actor-critic (tiny network, Discounting Chain), the
-outer value head's target, and ``npigym train --meta-gradient``."""
+outer value head's target, and ``npigym train --meta-gradient``.
+
+One meta-gradient agent is compiled for the module: ``npigym train`` builds it (the ``cli_run``
+fixture), and the process-wide cache of ``npigym.experiments.train.build`` hands the same
+compiled functions to the tests that inspect its meta-gradients per update."""
 
 import dataclasses
 import json
@@ -8,6 +12,7 @@ import os
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 import npigym
@@ -15,12 +20,20 @@ from npigym import cli
 from npigym.agents.actor_critic import A2CConfig, make_train
 from npigym.agents.networks import NetworkConfig, make_network
 from npigym.envs.toy import Observation
-from npigym.meta_gradient import MetaGradientConfig, make_a2c_meta_train
+from npigym.experiments import run_dir as rd
+from npigym.experiments.config import read_config
+from npigym.experiments.train import build
+from npigym.meta_gradient import MetaGradientConfig
 
 LEARN = ("discount", "gae_lambda", "entropy_cost", "value_cost")
-NET = NetworkConfig(core="none", encoder_layers=(16,), head_layers=(16,))
-A2C = A2CConfig(num_envs=8, rollout_length=8, updates_per_call=2, optimizer="sgd",
-                learning_rate=0.1, discount=0.9, gae_lambda=0.8, entropy_cost=0.05)
+UPDATES = 3  # meta updates per call
+# Debiased, K = 2, every differentiable loss coefficient learned; the inner optimizer (Adam)
+# and the meta-optimizer settings are the defaults.
+CLI_ARGS = ["train", "--env", "DiscountingChain-v0", "--agent", "a2c",
+            "--meta-gradient", "debiased", "--meta-steps", "2", "--quiet", "--no-eval",
+            "num_envs=4", "rollout_length=4", f"updates_per_call={UPDATES}", "core=none",
+            "encoder_layers=[8]", "head_layers=[8]", f"total_env_steps={UPDATES * 48}",
+            f"meta.learn=[{','.join(LEARN)}]"]
 
 
 @pytest.fixture(scope="module")
@@ -29,67 +42,79 @@ def env():
 
 
 @pytest.fixture(scope="module")
-def grads(env):
-    """The debiased meta-gradient at the initial state (through the sgd update); the CLI test
-    below runs the biased one end to end."""
-    meta = MetaGradientConfig(estimator="debiased", learn=LEARN)
-    trainer = make_a2c_meta_train(env, make_network(env, NET), A2C, meta)
-    state = trainer.init(jax.random.PRNGKey(0))
-
-    @jax.jit
-    def grad(eta):
-        return jax.grad(lambda e: trainer.meta_loss(e, state.base_hyper, state.params,
-                                                    state.opt_state, state.actor,
-                                                    jax.random.PRNGKey(1))[0])(eta)
-
-    return "debiased", grad(state.meta_params)
+def cli_run(tmp_path_factory):
+    """``(records of the CLI run, its config, metrics of one more call per update)``."""
+    run = str(tmp_path_factory.mktemp("meta") / "run")
+    assert cli.main([*CLI_ARGS, "--run-dir", run]) == 0
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        records = [json.loads(line) for line in f]
+    config = read_config(os.path.join(run, rd.CONFIG))
+    _, _, _, init, train = build(config)  # cached: the CLI's compiled functions
+    state, metrics = train(jax.jit(init)())
+    return records, config, jax.device_get(metrics)
 
 
-def test_meta_gradient_reaches_every_learned_hyperparameter(grads):
+def test_cli_trains_with_meta_gradients_and_logs_hyperparameters(cli_run):
+    records, config, _ = cli_run
+    assert config.meta.estimator == "debiased" and config.meta.meta_steps == 2
+    assert config.meta == dataclasses.replace(MetaGradientConfig(), estimator="debiased",
+                                              meta_steps=2, learn=LEARN)
+    # One call: UPDATES meta updates of 2 inner + 1 outer rollouts of 4 envs x 4 steps.
+    assert len(records) == 1 and records[0]["env_steps"] == UPDATES * 48
+    for key in ("hp_discount", "meta_grad_norm", "meta_advantage",
+                *(f"meta_grad_{n}" for n in LEARN), *(f"hp_{n}" for n in LEARN)):
+        assert np.isfinite(records[0][key]), key
+    assert records[0]["meta_grad_discount"] != 0.0
+
+
+def test_meta_gradient_reaches_every_learned_hyperparameter(cli_run):
     # Guards the stop-gradient pitfalls: rlax's stop_target_gradients / use_stop_gradient
     # defaults, or stop-gradiented advantages, would make some of these exactly 0.
-    estimator, g = grads
+    _, _, metrics = cli_run
     for name in LEARN:
-        assert np.isfinite(float(g[name])) and abs(float(g[name])) > 0, (estimator, name)
+        g = metrics[f"meta_grad_{name}"]
+        assert g.shape == (1, UPDATES) and np.all(np.isfinite(g)), name
+        assert np.all(g != 0.0), (name, g)
+
+
+def test_learned_hyperparameters_move_with_the_default_meta_optimizer(cli_run):
+    # Through Adam inner updates the meta-gradients are tiny (about 1e-9 .. 1e-7 here); the
+    # default meta-optimizer must still step each eta by about its learning rate (optax's
+    # usual eps_root = 1e-8 would step it by ~1e-4 of that: the values would not move).
+    _, config, metrics = cli_run
+    lr = config.meta.learning_rate
+    assert np.max(np.abs(metrics["meta_grad_discount"])) < 1e-5
+    for name in LEARN:
+        low, high = config.meta.bounds(name)
+        unit = (np.concatenate([[getattr(config.a2c, name)], metrics[f"hp_{name}"][0]])
+                .astype(np.float64) - low) / (high - low)
+        eta = np.log(unit) - np.log1p(-unit)
+        # Adam's first step is the sign of the gradient times lr (less a little float32
+        # rounding of the logged value); later ones shrink where the sign flips.
+        assert abs(eta[1] - eta[0]) == pytest.approx(lr, rel=0.2), (name, eta)
+    # What the old default would have done with the same first meta-gradient.
+    old = optax.adam(lr, eps_root=1e-8)
+    g = {"discount": jnp.asarray(metrics["meta_grad_discount"][0, 0])}
+    step, _ = old.update(g, old.init(g))
+    assert abs(float(step["discount"])) < 0.01 * lr
 
 
 def test_outer_value_head_learns_the_outer_discount_value(env):
     # After the first action the values are known: context 2 pays 1.0 at step 10, so at step 2
     # V_gamma = gamma**7 (0.8**7 = 0.21) and V_1 = 1.0. A high entropy cost keeps every context
     # visited; lambda = 1 makes the targets Monte Carlo returns.
-    config = A2CConfig(num_envs=32, rollout_length=20, updates_per_call=80,
+    config = A2CConfig(num_envs=32, rollout_length=20, updates_per_call=240,
                        learning_rate=5e-3, discount=0.8, gae_lambda=1.0, entropy_cost=1.0,
                        outer_discount=1.0, outer_lambda=1.0)
     network = make_network(env, NetworkConfig(core="none", encoder_layers=(32,),
                                               head_layers=(32,)))
     trainer = make_train(env, network, config)
-    train = jax.jit(trainer.train)
-    state = trainer.init(jax.random.PRNGKey(0))
-    for _ in range(3):
-        state, _ = train(state)
+    state, _ = jax.jit(lambda key: trainer.train(trainer.init(key)))(jax.random.PRNGKey(0))
     obs = Observation(jnp.array([2, 2]), jnp.array([0.02, 0.05]))
     value, outer = network.value(state.params, network.initial_state(2), obs,
                                  jnp.zeros(2, bool))
     np.testing.assert_allclose(outer, [1.0, 1.0], atol=0.2)
     np.testing.assert_allclose(value, [0.8 ** 7, 0.8 ** 4], atol=0.2)
-
-
-def test_cli_trains_with_meta_gradients_and_logs_hyperparameters(tmp_path):
-    run = str(tmp_path / "run")
-    code = cli.main(["train", "--env", "DiscountingChain-v0", "--agent", "a2c",
-                     "--meta-gradient", "biased", "--meta-steps", "2", "--run-dir", run,
-                     "--quiet", "--no-eval", "num_envs=4", "rollout_length=4",
-                     "updates_per_call=1", "core=none", "encoder_layers=[8]",
-                     "head_layers=[8]", "total_env_steps=48", "meta.learn=[discount]",
-                     "meta.learning_rate=0.01"])
-    assert code == 0
-    with open(os.path.join(run, "metrics.jsonl")) as f:
-        records = [json.loads(line) for line in f]
-    # One call: 2 inner + 1 outer rollouts of 4 envs x 4 steps.
-    assert len(records) == 1 and records[0]["env_steps"] == 48
-    for key in ("hp_discount", "meta_grad_norm", "meta_grad_discount", "meta_advantage"):
-        assert np.isfinite(records[0][key]), key
-    assert records[0]["meta_grad_discount"] != 0.0
 
 
 def test_cli_rejects_bad_meta_settings(tmp_path):
