@@ -68,15 +68,16 @@ def train(config: npi_runs.RunConfig, run_dir: str, retrain: bool = False) -> Di
 
 
 def evaluate(run_dir: str, spec: Mapping[str, Any], lengths: Sequence[Optional[int]],
-             episodes: Mapping[Optional[int], int] | int, batch: int = 32, seed: int = 0
-             ) -> List[Dict[str, Any]]:
-    """Success per size of a run on ``spec``'s env (``episodes``: per size or one number)."""
+             episodes: Mapping[Optional[int], int] | int, batch: int = 32, seed: int = 0,
+             diagnose: bool = False) -> List[Dict[str, Any]]:
+    """Success per size of a run on ``spec``'s env (``episodes``: per size or one number;
+    ``diagnose``: also where the decisions first left the expert's)."""
     run = npi_runs.load_run(run_dir)
     rows = []
     for length in lengths:
         n = episodes if isinstance(episodes, int) else episodes[length]
         rows += npi_runs.length_rows(run, spec, [length], n, min(batch, n), seed=seed,
-                                     out=sys.stdout)
+                                     out=sys.stdout, diagnose=diagnose)
     return rows
 
 

@@ -41,6 +41,7 @@ import typing
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 import jax
+import numpy as np
 import yaml
 
 from npigym import traces as trace_files
@@ -458,15 +459,16 @@ def plot_curves(run_dir: str) -> Optional[str]:
 # ----------------------------------------------------------------------------------------------
 # Evaluation and play.
 # ----------------------------------------------------------------------------------------------
-def runner_for(run: LoadedRun, env: Any) -> Any:
-    """The jitted batched interpreter of ``run``'s model on ``env``."""
+def runner_for(run: LoadedRun, env: Any, diagnose: bool = False) -> Any:
+    """The jitted batched interpreter of ``run``'s model on ``env`` (``diagnose``: also
+    record the first decision that differs from the env's expert)."""
     layout = task_layout(env)
     run.model.table.task(layout.name)  # KeyError naming the tasks the model knows
     tables = interpreter.task_tables(run.model.table, env,
                                      run.meta.get("end_modes", {}).get(layout.name))
     step = interpreter.model_step(run.model, layout.name)
     return interpreter.make_runner(env, step, run.model.zero_state, tables, run.config.mask,
-                                   run.config.alpha)
+                                   run.config.alpha, diagnose)
 
 
 def host_policy(run: LoadedRun, env: Any) -> interpreter.HostPolicy:
@@ -502,13 +504,17 @@ def eval_specs(run: LoadedRun, env_id: Optional[str], options: Mapping[str, Any]
 
 
 def length_rows(run: LoadedRun, spec: Mapping[str, Any], lengths: Sequence[Optional[int]],
-                episodes: int, batch: int, seed: int = 0, out: Any = None
-                ) -> List[Dict[str, Any]]:
-    """Success rate of ``run`` on ``spec``'s env at every size in ``lengths``."""
+                episodes: int, batch: int, seed: int = 0, out: Any = None,
+                diagnose: bool = False) -> List[Dict[str, Any]]:
+    """Success rate of ``run`` on ``spec``'s env at every size in ``lengths``.
+
+    With ``diagnose`` a row also counts the episodes whose decisions left the expert's
+    (``diverged``) and names the first such decision of each (``divergences``: ``{"frame:
+    expert -> model": episodes}``)."""
     rows = []
     for length in lengths:
         env = make_env(spec, length)
-        runner = runner_for(run, env)
+        runner = runner_for(run, env, diagnose)
         result = interpreter.evaluate(runner, run.params,
                                       jax.random.PRNGKey(10_000 + seed + (length or 0)),
                                       episodes, batch)
@@ -518,6 +524,15 @@ def length_rows(run: LoadedRun, spec: Mapping[str, Any], lengths: Sequence[Optio
             name = env.library.names[p] if p >= 0 else "none"
             failures[name] = failures.get(name, 0) + 1
         row = {"env": spec["env_id"], "length": length, **result, "failures": failures}
+        if diagnose:
+            names = env.library.names
+            row["diverged"] = int((stats.diverge_step >= 0).sum())
+            row["divergences"] = {}
+            for i in np.flatnonzero(stats.diverge_step >= 0):
+                e, m = stats.diverge_expert[i], stats.diverge_model[i]
+                key = (f"{names[stats.diverge_frame[i]]}: {names[e[0]]}{tuple(e[1:].tolist())}"
+                       f" -> {names[m[0]]}{tuple(m[1:].tolist())}")
+                row["divergences"][key] = row["divergences"].get(key, 0) + 1
         rows.append(row)
         if out is not None:
             print(f"  {spec['env_id']} size {length}: success {row['success']:.3f} "
