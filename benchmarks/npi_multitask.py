@@ -67,8 +67,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs-root", default="out/npi_bench")
     p.add_argument("--updates", type=int, default=6000)
-    p.add_argument("--max-updates", type=int, default=1500)
+    p.add_argument("--max-updates", type=int, default=3000)
+    p.add_argument("--max-learning-rate", type=float, default=1e-2,
+                   help="Adam's rate for the new memory rows (the frozen core's inputs and "
+                        "keys move slowly at 1e-3)")
     p.add_argument("--retrain", action="store_true")
+    p.add_argument("--retrain-max", action="store_true", help="retrain only the MAX step")
     args = p.parse_args()
     root = args.runs_root
     files = [os.path.join(root, "addition_per-length.npz"),
@@ -90,9 +94,10 @@ def main() -> None:
     multi_meta = common.train(config, multi_dir, args.retrain)
     max_config = npi_runs.config_from_dict(
         {"traces": max_files, "base_run": multi_dir, "train_programs": ["MAX", "RJMP"],
-         "train": {**common.TRAIN, "num_updates": args.max_updates}})
+         "train": {**common.TRAIN, "num_updates": args.max_updates,
+                   "learning_rate": args.max_learning_rate}})
     max_dir = os.path.join(root, "multitask_max")
-    max_meta = common.train(max_config, max_dir, args.retrain)
+    max_meta = common.train(max_config, max_dir, args.retrain or args.retrain_max)
 
     start = time.perf_counter()
     results: Dict[str, Dict[str, Dict[str, Any]]] = {"multi": check(multi_dir, CHECKS),

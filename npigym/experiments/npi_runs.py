@@ -306,11 +306,12 @@ def prepare(config: RunConfig, out: Any = None) -> Prepared:
                  if config.train_programs else None)
 
     base_modes = base.meta.get("end_modes", {}) if base else {}
-    per_task: Dict[str, List[npi_data.TaskData]] = {}
+    per_task: Dict[str, List[trace_files.Traces]] = {}
     for _, data, _, layout in loaded:
-        per_task.setdefault(layout.name, []).append(npi_data.task_frames(
-            data, table, layout.name, config.train.end_mode, base_modes.get(layout.name)))
-    frames = {t: npi_data.concatenate(parts) for t, parts in per_task.items()}
+        per_task.setdefault(layout.name, []).append(data)
+    frames = {t: npi_data.task_frames_many(files, table, t, config.train.end_mode,
+                                           base_modes.get(t))
+              for t, files in per_task.items()}
     packed = {t: npi_data.pack(d, table, npi_data.block_length([d])) for t, d in frames.items()}
     end_modes = {t: {**base_modes.get(t, {}), **d.end_modes} for t, d in frames.items()}
     for t, modes in base_modes.items():

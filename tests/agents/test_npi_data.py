@@ -105,6 +105,18 @@ def test_detect_end_modes__loops_with_unobservable_exits(fig3b, sorting):
     assert npi_data.detect_end_modes(fig3b[2])["ADD"] == "call"
 
 
+def test_task_frames_many__one_translation_for_all_files(fig3b):
+    # One example shows no look-alike calls (ADD: "call"), 16 do (ADD: "return"); together,
+    # ADD returns explicitly in both files' frames.
+    _, table, one = fig3b
+    many = addition_traces()[2]
+    td = npi_data.task_frames_many([one, many], table, "addition")
+    assert td.end_modes["ADD"] == "return"
+    add = frames_of(td, table, "ADD")
+    assert len(add) == 17 and all(calls(td, table, f)[-1] == "RETURN" for f in add)
+    assert not td.end_used[np.concatenate(add)].any()
+
+
 def test_pack__rows_hold_whole_frames_of_one_program(sorting):
     _, table, data = sorting
     td = npi_data.task_frames(data, table, "sorting", "auto")

@@ -304,6 +304,26 @@ def task_frames(traces: Traces, table: ProgramTable, task: str, end_mode: str = 
     )
 
 
+def task_frames_many(files: Sequence[Traces], table: ProgramTable, task: str,
+                     end_mode: str = "auto", end_modes: Optional[Mapping[str, str]] = None
+                     ) -> TaskData:
+    """:func:`task_frames` of several trace files of one task, as one :class:`TaskData`.
+
+    With ``end_mode="auto"`` the end modes are decided over all the files first (a program
+    ends with an explicit RETURN if it must in any of them), so every file's frames are
+    translated the same way: short sorts (lengths 2 and 3) show no two look-alike RESET
+    calls, and translated alone they would teach RESET to end with its end bit there and
+    with a RETURN decision everywhere else. ``end_modes`` override the detected modes.
+    """
+    overrides: Dict[str, str] = {}
+    if end_mode == "auto":
+        for traces in files:
+            for name, mode in detect_end_modes(traces).items():
+                overrides[name] = "return" if "return" in (mode, overrides.get(name)) else "call"
+    overrides.update(end_modes or {})
+    return concatenate([task_frames(t, table, task, end_mode, overrides) for t in files])
+
+
 def concatenate(parts: Sequence[TaskData]) -> TaskData:
     """Frames of one task from several trace files as one :class:`TaskData`."""
     if len(parts) == 1:

@@ -486,9 +486,12 @@ _TRUNCATED_STD = 0.87962566103423978
 def extend_params(params: Params, old: ProgramTable, model: NPIModel, key: chex.PRNGKey
                   ) -> Params:
     """``params`` of a model over ``old`` carried over to ``model`` (whose table extends it):
-    every old module and memory row keeps its values; new rows (and the encoders of new tasks)
-    start from the initialiser. Without new modules only the new rows are drawn (no jitted
-    init to compile)."""
+    every old module and memory row keeps its values; new program embeddings (and the
+    encoders of new tasks) start from the initialiser, new keys at zero. A zero key scores 0
+    against every ``k_t``, below what the trained keys score where they are chosen, so the old
+    programs keep their choices until training moves the new keys (random keys of norm ~4
+    would outscore them at random). Without new modules only the new rows are drawn (no
+    jitted init to compile)."""
     shapes = jax.eval_shape(model.init, key)
     new_modules = [m for m in shapes if m not in params]
     fresh = jax.jit(model.init)(key) if new_modules else None
@@ -504,6 +507,8 @@ def extend_params(params: Params, old: ProgramTable, model: NPIModel, key: chex.
                     value = jax.random.truncated_normal(
                         jax.random.fold_in(key, len(name)), -2.0, 2.0, shape.shape,
                         shape.dtype) / _TRUNCATED_STD
+                if name == "m_key":
+                    value = jnp.zeros_like(value)
                 value = value.at[rows].set(params[module][name])
             elif module in params:
                 value = params[module][name]
