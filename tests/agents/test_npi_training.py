@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from npigym import traces
+from npigym import cli, traces
 from npigym.agents.npi import data as npi_data
 from npigym.agents.npi import training
 from npigym.agents.npi.model import MEMORY, ProgramTable, make_model, task_layout, trainable_mask
@@ -154,18 +154,18 @@ def test_runs__clear_errors_for_bad_inputs(tmp_path, trace_file):
 
 def test_runs__command_line_train_eval_play(tmp_path, trace_file, capsys):
     run_dir = str(tmp_path / "cli_run")
-    code = npi_runs.main(["npi-train", "--traces", trace_file, "--run-dir", run_dir, "--no-eval",
-                          "num_updates=4", "log_every=2", "eval_batch=4", *TINY_KEYS,
-                          *[f"{k}={v}" for k, v in TRAIN.items()]])
+    # The user's entry points: `npigym train --agent npi`, `npigym eval`, `npigym play`.
+    code = cli.main(["train", "--agent", "npi", "--traces", trace_file, "--run-dir", run_dir,
+                     "--no-eval", "num_updates=4", "log_every=2", "eval_batch=4", *TINY_KEYS,
+                     *[f"{k}={v}" for k, v in TRAIN.items()]])
     assert code == 0 and npi_runs.is_npi_run(run_dir)
     assert npi_runs.load_run(run_dir).config.model == TINY
     for name in ("config.yaml", "npi.json", "metrics.jsonl", "learning_curves.png"):
         assert os.path.exists(os.path.join(run_dir, name)), name
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         assert [json.loads(line)["update"] for line in f] == [2, 4]
-    assert npi_runs.main(["npi-eval", run_dir, "--lengths", "2", "--episodes", "4"]) == 0
+    assert cli.main(["eval", run_dir, "--lengths", "2", "--episodes", "4"]) == 0
     assert "| Addition-v0 | 2 | 4 |" in capsys.readouterr().out
     assert os.path.exists(os.path.join(run_dir, "eval.json"))
-    npi_runs.main(["npi-play", run_dir, "--digits", "2", "--compact", "--no-clear",
-              "--max-steps", "5"])
+    cli.main(["play", run_dir, "--digits", "2", "--compact", "--no-clear", "--max-steps", "5"])
     assert "solved in" in capsys.readouterr().out  # 4 updates: it plays, it cannot add
