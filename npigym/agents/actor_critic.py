@@ -397,6 +397,25 @@ def make_rollout(env: AutoResetWrapper, network: Network, config: A2CConfig
 # ----------------------------------------------------------------------------------------------
 # 4. Loss and update.
 # ----------------------------------------------------------------------------------------------
+def batch_lambda_returns(r: chex.Array, discount: chex.Array, v: chex.Array,
+                         v_boot: chex.Array, rollout: Rollout, lambda_: chex.Numeric,
+                         frame_credit: bool, max_depth: int) -> Tuple[chex.Array, chex.Array]:
+    """Lambda-returns of a time-major ``[T, B]`` batch: :func:`episode_lambda_returns` per env,
+    or with ``frame_credit`` (static) :func:`frame_lambda_returns` along each frame's own
+    decisions. Returns ``(G, valid)``, both ``[T, B]`` (``valid`` is all True without frames).
+    ``v`` is ``[T + 1, B]``; gradients flow through every input (the inner and the outer losses
+    of the meta-gradient agents call this with their own values and discounts)."""
+    if frame_credit:
+        depth = rollout.obs.depth
+        nxt = jax.vmap(frame_successors, in_axes=(1, 1, 0, None), out_axes=1)(
+            depth[:-1], rollout.last, depth[-1], max_depth)
+        return jax.vmap(frame_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None),
+                        out_axes=1)(r, discount, v, v_boot, rollout.boot_valid, nxt, lambda_)
+    g = jax.vmap(episode_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None), out_axes=1)(
+        r, discount, v, v_boot, rollout.last, rollout.truncated, lambda_)
+    return g, jnp.ones(g.shape, bool)
+
+
 def make_loss(network: Network, config: A2CConfig
               ) -> Callable[[Any, HyperParams, Rollout], Tuple[chex.Array, Dict[str, Any]]]:
     """``loss(params, hyper, rollout) -> (loss, metrics)``.
@@ -412,15 +431,8 @@ def make_loss(network: Network, config: A2CConfig
     frame_credit = config.credit == "frame"
 
     def returns(r, disc, v, v_boot, rollout: Rollout, lam):
-        if frame_credit:
-            depth = rollout.obs.depth
-            nxt = jax.vmap(frame_successors, in_axes=(1, 1, 0, None), out_axes=1)(
-                depth[:-1], rollout.last, depth[-1], network.info.max_depth)
-            return jax.vmap(frame_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None),
-                            out_axes=1)(r, disc, v, v_boot, rollout.boot_valid, nxt, lam)
-        g = jax.vmap(episode_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None), out_axes=1)(
-            r, disc, v, v_boot, rollout.last, rollout.truncated, lam)
-        return g, jnp.ones(g.shape, bool)
+        return batch_lambda_returns(r, disc, v, v_boot, rollout, lam, frame_credit,
+                                    network.info.max_depth)
 
     def loss(params, hyper: HyperParams, rollout: Rollout):
         # Evaluate the taken actions (and the final observation's value) in one unroll.

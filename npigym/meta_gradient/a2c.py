@@ -26,9 +26,7 @@ from npigym.agents.actor_critic import (
     A2CConfig,
     HyperParams,
     Rollout,
-    episode_lambda_returns,
-    frame_lambda_returns,
-    frame_successors,
+    batch_lambda_returns,
     init_actor,
     make_env,
     make_optimizer,
@@ -67,16 +65,8 @@ def make_outer_loss(network: Network, a2c: A2CConfig, meta: MetaGradientConfig):
     debiased = meta.estimator == "debiased"
 
     def returns(r, disc, v, v_boot, batch: Rollout, lam):
-        # The same dispatch as actor_critic.make_loss's (a closure there, so repeated here).
-        if frame_credit:
-            depth = batch.obs.depth
-            nxt = jax.vmap(frame_successors, in_axes=(1, 1, 0, None), out_axes=1)(
-                depth[:-1], batch.last, depth[-1], network.info.max_depth)
-            return jax.vmap(frame_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None),
-                            out_axes=1)(r, disc, v, v_boot, batch.boot_valid, nxt, lam)
-        g = jax.vmap(episode_lambda_returns, in_axes=(1, 1, 1, 1, 1, 1, None), out_axes=1)(
-            r, disc, v, v_boot, batch.last, batch.truncated, lam)
-        return g, jnp.ones(g.shape, bool)
+        return batch_lambda_returns(r, disc, v, v_boot, batch, lam, frame_credit,
+                                    network.info.max_depth)
 
     def log_probs(params, batch: Rollout):
         pad = jnp.zeros_like(batch.action[:1])
