@@ -398,8 +398,9 @@ def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Dict[str, Any]:
     return out
 
 
-def to_dict(config: TrainConfig) -> Dict[str, Any]:
-    """Plain nested dict (tuples as lists) for YAML."""
+def to_dict(config: Any) -> Dict[str, Any]:
+    """A config dataclass (this module's, or the NPI's) as a plain nested dict (tuples as
+    lists) for YAML."""
 
     def plain(x: Any) -> Any:
         if isinstance(x, (tuple, list)):

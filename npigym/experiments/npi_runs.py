@@ -59,6 +59,7 @@ from npigym.agents.npi.model import (
     trainable_mask,
 )
 from npigym.experiments import run_dir as rd
+from npigym.experiments.config import to_dict
 
 NPI_JSON = "npi.json"
 AGENT = "npi"
@@ -118,14 +119,7 @@ SECTIONS = {"model": NPIConfig, "train": npi_training.TrainConfig}
 
 
 def config_to_dict(config: RunConfig) -> Dict[str, Any]:
-    def plain(x: Any) -> Any:
-        if isinstance(x, (tuple, list)):
-            return [plain(v) for v in x]
-        if isinstance(x, Mapping):
-            return {k: plain(v) for k, v in x.items()}
-        return x
-
-    return plain(dataclasses.asdict(config))
+    return to_dict(config)
 
 
 def _coerce(value: Any, tp: Any) -> Any:
