@@ -1,6 +1,6 @@
 """Wrappers: auto-reset for JAX loops, and adapters to gymnasium and dm_env."""
 
-from npigym.wrappers.auto_reset import AutoResetWrapper
+from npigym.wrappers.auto_reset import AutoResetWrapper, VmapAutoResetWrapper
 from npigym.wrappers.dm_env_wrapper import DmEnvWrapper
 from npigym.wrappers.gymnasium_env import (
     GymnasiumEnv,
@@ -14,6 +14,7 @@ __all__ = [
     "DmEnvWrapper",
     "GymnasiumEnv",
     "GymnasiumVectorEnv",
+    "VmapAutoResetWrapper",
     "make_gymnasium_env",
     "make_gymnasium_vector_env",
 ]

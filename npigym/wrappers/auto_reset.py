@@ -1,14 +1,19 @@
-"""Auto-reset that keeps the real final observation, with a cheap key for the next episode."""
+"""Auto-reset that keeps the real final observation, with a cheap key for the next episode.
+
+:class:`AutoResetWrapper` auto-resets one env (``jax.vmap`` it for a batch);
+:class:`VmapAutoResetWrapper` is the batched form that resets only the envs that ended.
+"""
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import chex
 import jax
+import jax.numpy as jnp
 from jumanji.env import Environment
 from jumanji.types import TimeStep
-from jumanji.wrappers import Wrapper
+from jumanji.wrappers import VmapWrapper, Wrapper
 
 from npigym.envs.machine.generator import next_key
 
@@ -48,4 +53,77 @@ class AutoResetWrapper(Wrapper):
             return state, timestep.observation
 
         state, observation = jax.lax.cond(timestep.last(), reset_episode, keep, state)
+        return state, timestep.replace(observation=observation, extras=extras)
+
+
+def default_resets_per_pass(num_envs: int) -> int:
+    """An eighth of the batch (at least 1): above the fraction of envs that end per step in
+    most tasks, so one pass usually resets them all."""
+    return max(1, num_envs // 8)
+
+
+class VmapAutoResetWrapper(VmapWrapper):
+    """A batch of environments with auto-reset, resetting only the environments that ended.
+
+    ``reset(keys)`` takes one key per environment (shape ``(num_envs, ...)``); ``step(state,
+    action)`` takes and returns batched states and timesteps, like
+    ``jumanji.wrappers.VmapAutoResetWrapper``. The results are those of
+    ``jax.vmap(AutoResetWrapper(env).step)`` bit for bit (same next-episode keys, same
+    ``extras["next_obs"]``); only the cost differs.
+
+    Under ``vmap`` the per-env auto-reset computes a fresh episode for *every* env at every step
+    and then selects, because a per-env ``lax.cond`` becomes a ``select``; for the program
+    machine that tripled the cost of a step. Here the envs whose episode ended are gathered
+    (``jnp.nonzero`` with a static size), reset in passes of ``resets_per_pass`` envs and
+    scattered back. The first pass always runs; a ``lax.while_loop`` runs more only in the
+    steps where more envs ended than one pass holds, so any number of endings is handled
+    exactly and the common step costs one small batched reset.
+
+    Args:
+        env: an unbatched Jumanji environment whose state has a ``key``.
+        resets_per_pass: envs reset per pass; ``None`` (the default) is
+            :func:`default_resets_per_pass` of the batch size.
+    """
+
+    def __init__(self, env: Environment, resets_per_pass: Optional[int] = None):
+        super().__init__(env)
+        if resets_per_pass is not None and (
+                isinstance(resets_per_pass, bool) or not isinstance(resets_per_pass, int)
+                or resets_per_pass < 1):
+            raise ValueError(f"resets_per_pass must be a positive int or None, "
+                             f"not {resets_per_pass!r}")
+        self.resets_per_pass = resets_per_pass
+
+    def pass_size(self, num_envs: int) -> int:
+        """Envs reset per pass for a batch of ``num_envs``."""
+        return min(self.resets_per_pass or default_resets_per_pass(num_envs), num_envs)
+
+    def reset(self, key: chex.PRNGKey) -> Tuple[chex.ArrayTree, TimeStep]:
+        state, timestep = jax.vmap(self._env.reset)(key)
+        return state, timestep.replace(extras={**timestep.extras,
+                                               "next_obs": timestep.observation})
+
+    def step(self, state: chex.ArrayTree, action: chex.Array) -> Tuple[chex.ArrayTree, TimeStep]:
+        state, timestep = jax.vmap(self._env.step)(state, action)
+        extras = {**timestep.extras, "next_obs": timestep.observation}
+        ended = timestep.last()
+        num_envs = ended.shape[0]
+        size = self.pass_size(num_envs)
+
+        def reset_pass(carry):
+            state, observation, pending = carry
+            # Indices of up to `size` pending envs; the padding index num_envs is out of
+            # range, so the scatters below drop it.
+            index = jnp.nonzero(pending, size=size, fill_value=num_envs)[0]
+            keys = jax.tree.map(lambda k: k[jnp.minimum(index, num_envs - 1)], state.key)
+            fresh_state, fresh = jax.vmap(self._env.reset)(jax.vmap(next_key)(keys))
+
+            def put(batch, rows):
+                return jax.tree.map(lambda x, y: x.at[index].set(y, mode="drop"), batch, rows)
+
+            return (put(state, fresh_state), put(observation, fresh.observation),
+                    pending.at[index].set(False, mode="drop"))
+
+        carry = reset_pass((state, timestep.observation, ended))
+        state, observation, _ = jax.lax.while_loop(lambda c: jnp.any(c[2]), reset_pass, carry)
         return state, timestep.replace(observation=observation, extras=extras)
