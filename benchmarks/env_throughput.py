@@ -43,10 +43,15 @@ import jumanji
 import numpy as np
 from jumanji.env import Environment
 from jumanji.wrappers import AutoResetWrapper as JumanjiAutoResetWrapper
+from jumanji.wrappers import VmapWrapper
 
 import npigym
 from npigym.agents.random import masked_choice, program_action_from_word
-from npigym.wrappers.auto_reset import AutoResetWrapper
+from npigym.wrappers.auto_reset import (
+    AutoResetWrapper,
+    VmapAutoResetWrapper,
+    default_resets_per_pass,
+)
 
 _HERE = Path(__file__).resolve().parent
 if str(_HERE) not in sys.path:  # run as a script it is there already; imported, it may not be
@@ -58,8 +63,11 @@ DEFAULT_OUTPUT = _HERE / "results" / "env_throughput.md"
 QUICK_COMPILER_OPTIONS = {"xla_backend_optimization_level": 0,
                           "xla_llvm_disable_expensive_passes": True}
 
-# How episodes restart; the table's "reset" column.
+# How episodes restart; the table's "reset" column. npigym's auto-reset is the batched
+# VmapAutoResetWrapper (resets only the envs that ended); "per env" is vmap(AutoResetWrapper),
+# which under vmap computes a reset for every env at every step, as Jumanji's does.
 NPIGYM_AUTO_RESET = "auto-reset (npigym)"
+NPIGYM_PER_ENV_AUTO_RESET = "auto-reset (npigym, per env)"
 JUMANJI_AUTO_RESET = "auto-reset (jumanji)"
 NO_RESET = "none"
 PYTHON_RESET = "reset on LAST"
@@ -92,13 +100,16 @@ def observation_checksum(observation: Any) -> jax.Array:
 
 
 def wrap(env: Environment, reset: str) -> Environment:
-    """``env`` with the reset mode ``reset`` (the policy still sees the unwrapped env's state)."""
+    """A batched ``env`` (``reset(keys)``, ``step(states, actions)``) with the reset mode
+    ``reset`` (the policy still sees the unwrapped env's state)."""
     if reset == NPIGYM_AUTO_RESET:
-        return AutoResetWrapper(env)
-    if reset == JUMANJI_AUTO_RESET:
-        return JumanjiAutoResetWrapper(env, next_obs_in_extras=True)
+        return VmapAutoResetWrapper(env)
+    if reset == NPIGYM_PER_ENV_AUTO_RESET:
+        return VmapWrapper(AutoResetWrapper(env))
+    if reset == JUMANJI_AUTO_RESET:  # = jumanji.wrappers.VmapAutoResetWrapper
+        return VmapWrapper(JumanjiAutoResetWrapper(env, next_obs_in_extras=True))
     if reset == NO_RESET:
-        return env
+        return VmapWrapper(env)
     raise ValueError(f"unknown reset mode {reset!r}")
 
 
@@ -151,8 +162,8 @@ class JaxCase:
     Attributes:
         env: the name shown in the table (usually the registered id).
         policy: the policy's name in the table.
-        reset: one of the reset modes (``NPIGYM_AUTO_RESET``, ``JUMANJI_AUTO_RESET``,
-            ``NO_RESET``).
+        reset: one of the reset modes (``NPIGYM_AUTO_RESET``, ``NPIGYM_PER_ENV_AUTO_RESET``,
+            ``JUMANJI_AUTO_RESET``, ``NO_RESET``).
         make_env: builds the (unwrapped) env.
         make_policy: builds the policy from the unwrapped env.
     """
@@ -172,7 +183,7 @@ class JaxCase:
         unwrapped = self.make_env()
         env = wrap(unwrapped, self.reset)
         policy = jax.vmap(self.make_policy(unwrapped))
-        v_reset, v_step = jax.vmap(env.reset), jax.vmap(env.step)
+        v_reset, v_step = env.reset, env.step
 
         def rollout(key: jax.Array) -> Tuple[jax.Array, jax.Array]:
             reset_key, run_key = jax.random.split(key)
@@ -283,8 +294,8 @@ def make_jumanji(env_id: str, **kwargs: Any) -> Callable[[], Environment]:
 
 def make_canonicalize_without_rendering() -> Environment:
     """Canonicalize-v0 with the renderer replaced by a constant image: the same machine, so the
-    difference with the real env is the cost of rendering (two images a step under auto-reset:
-    the step's observation and the reset's, which ``vmap`` always computes)."""
+    difference with the real env is the cost of rendering (the step's images and those of the
+    reset pass, see :func:`_render_cost`)."""
     from npigym.envs.canonicalize import Canonicalize
 
     class Unrendered(Canonicalize):
@@ -303,6 +314,8 @@ def default_cases() -> List[Case]:
     return [
         JaxCase("Addition-v0", "random", NPIGYM_AUTO_RESET, addition, random_program_policy),
         JaxCase("Addition-v0", "expert", NPIGYM_AUTO_RESET, addition, expert_policy),
+        JaxCase("Addition-v0", "random", NPIGYM_PER_ENV_AUTO_RESET, addition,
+                random_program_policy),
         JaxCase("Addition-v0", "random", NO_RESET, addition, random_program_policy),
         JaxCase("Sorting-v0", "random", NPIGYM_AUTO_RESET, sorting, random_program_policy),
         JaxCase("Sorting-v0", "expert", NPIGYM_AUTO_RESET, sorting, expert_policy),
@@ -348,6 +361,9 @@ RATIOS = [
           "Addition-v0 (Python reference) | expert | reset on LAST", denominator_b=1),
     Ratio("Addition (random): auto-reset vs no reset (the ceiling)",
           "Addition-v0 | random | auto-reset (npigym)", "Addition-v0 | random | none"),
+    Ratio("Addition (random): batched auto-reset vs per-env auto-reset under vmap",
+          "Addition-v0 | random | auto-reset (npigym)",
+          "Addition-v0 | random | auto-reset (npigym, per env)"),
     Ratio("Sorting (random, auto-reset) vs Addition (random, auto-reset)",
           "Sorting-v0 | random | auto-reset (npigym)",
           "Addition-v0 | random | auto-reset (npigym)"),
@@ -435,14 +451,18 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         "",
         "Env steps per second (higher is better). JAX rows: one `jax.jit` call runs "
         f"`vmap(reset)` over B envs, then `lax.scan` over T={settings.steps} steps of "
-        "`vmap(policy)` and `vmap(step)`; the first call (compile + one run) is timed apart, "
+        "`vmap(policy)` and the batched step; the first call (compile + one run) is timed apart, "
         f"then every row is timed once per round in {settings.repeats} interleaved rounds and "
         "steps/s = B·T / median call. Random policies draw one "
         "uint32 per env per step (`jax.random.bits`) expanded by an integer hash "
         "(`npigym.agents.random`). Python rows: the plain-Python reference "
         "(`benchmarks/python_reference.py`), one env stepped in a Python loop, "
         f"{settings.python_steps:,} steps per timed run, reset when an episode ends. "
-        "Addition-v0 uses its defaults (1 to 10 digits, sparse reward, hierarchical programs).",
+        "Addition-v0 uses its defaults (1 to 10 digits, sparse reward, hierarchical programs). "
+        "Reset column: `auto-reset (npigym)` is `npigym.wrappers.VmapAutoResetWrapper`, which "
+        "resets only the envs that ended (in passes of B/8); `auto-reset (npigym, per env)` is "
+        "`vmap` of the per-env `AutoResetWrapper` and `auto-reset (jumanji)` is Jumanji's "
+        "`VmapAutoResetWrapper`, both of which compute a reset for every env at every step.",
         "",
         f"Batch sizes: {b_list}. Compile column: seconds per batch size, in that order.",
         "",
@@ -483,8 +503,10 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         "",
         "Without a reset, an ended env keeps stepping, so its LAST steps are not episodes. "
         "Snake-v1's action mask rules out moves into walls and the body, so random valid play "
-        "seldom ends an episode within T steps; under `vmap` the auto-reset wrappers compute the "
-        "reset for every env at every step all the same, so their cost is measured.",
+        "seldom ends an episode within T steps; under `vmap` the per-env auto-reset wrappers "
+        "(Jumanji's, npigym's per env) compute the reset for every env at every step all the "
+        "same, and npigym's batched one always runs one reset pass (B/8 envs), so their cost "
+        "is measured.",
         "",
         "| env | policy | reset | " + " | ".join(f"B={b:,}" for b in settings.batch_sizes) + " |",
         "|" + "---|" * (3 + len(settings.batch_sizes)),
@@ -510,8 +532,10 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
 
 def _render_cost(rows: Dict[str, Row], batch_sizes: Sequence[int]) -> List[str]:
     """Canonicalize's frames per second and rendering cost per frame, from the rows with and
-    without rendering: a step under auto-reset renders two images (the step's and the reset's),
-    so the cost per frame is half the difference in time per env-step."""
+    without rendering: a step under npigym's batched auto-reset renders the step's image for
+    every env plus one reset pass (``default_resets_per_pass(B)`` envs; episodes this long
+    never need a second pass), so the cost per frame is the difference in time per env-step over
+    ``1 + default_resets_per_pass(B) / B`` images."""
     real = rows.get("Canonicalize-v0 | random | auto-reset (npigym)")
     stub = rows.get("Canonicalize-v0 (rendering stubbed) | random | auto-reset (npigym)")
     if real is None or stub is None:
@@ -522,9 +546,10 @@ def _render_cost(rows: Dict[str, Row], batch_sizes: Sequence[int]) -> List[str]:
     for b in batch_sizes:
         if b in real.steps_per_s and b in stub.steps_per_s:
             per_step = 1 / real.steps_per_s[b]
-            render = max(per_step - 1 / stub.steps_per_s[b], 0.0) / 2
+            images = 1 + default_resets_per_pass(b) / b
+            render = max(per_step - 1 / stub.steps_per_s[b], 0.0) / images
             lines.append(f"| {b:,} | {format_rate(real.steps_per_s[b])} | {render * 1e6:.2f} | "
-                         f"{2 * render / per_step:.0%} |")
+                         f"{images * render / per_step:.0%} |")
     return lines
 
 

@@ -54,7 +54,7 @@ from npigym.agents.networks import NetworkConfig, PatchConv2D, make_network
 from npigym.agents.random import program_action_from_word
 from npigym.envs.machine.generator import hash_stream, seed_word
 from npigym.experiments.config import TrainConfig, load_config
-from npigym.wrappers.auto_reset import AutoResetWrapper
+from npigym.wrappers.auto_reset import VmapAutoResetWrapper
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -77,9 +77,8 @@ def param_count(params: Any) -> int:
 
 def env_only(env: Any, num_envs: int, steps: int, repeats: int) -> Dict[str, Any]:
     """The training batch's env work alone: auto-reset envs, random valid actions."""
-    wrapped = AutoResetWrapper(env)
-    state, ts = jax.jit(jax.vmap(wrapped.reset))(jax.random.split(jax.random.PRNGKey(0),
-                                                                  num_envs))
+    wrapped = VmapAutoResetWrapper(env)  # as the trainer's (actor_critic.make_env)
+    state, ts = jax.jit(wrapped.reset)(jax.random.split(jax.random.PRNGKey(0), num_envs))
 
     @jax.jit
     def run(state, obs, key):
@@ -87,7 +86,7 @@ def env_only(env: Any, num_envs: int, steps: int, repeats: int) -> Dict[str, Any
             state, obs = carry
             words = hash_stream(seed_word(key), i * num_envs + jnp.arange(num_envs))
             action = jax.vmap(lambda w, o: program_action_from_word(env, w, o))(words, obs)
-            state, ts = jax.vmap(wrapped.step)(state, action)
+            state, ts = wrapped.step(state, action)
             return (state, ts.observation), ts.reward
         (state, obs), r = jax.lax.scan(body, (state, obs), jnp.arange(steps))
         return state, r

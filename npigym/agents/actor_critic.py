@@ -41,7 +41,7 @@ import rlax
 
 from npigym.agents.networks import CoreState, Network
 from npigym.envs.machine.library import KIND_BUILTIN
-from npigym.wrappers.auto_reset import AutoResetWrapper
+from npigym.wrappers.auto_reset import VmapAutoResetWrapper
 
 CREDIT_MODES = ("episode", "frame")
 OPTIMIZERS = ("adam", "rmsprop", "sgd")
@@ -78,6 +78,9 @@ class A2CConfig:
         postcondition_bonus: reward added when a program the agent RETURNs from holds its
             postcondition.
         postcondition_penalty: reward subtracted when it does not.
+        root_return_penalty: reward subtracted when the root program (the whole task, or a
+            curriculum episode's start program) RETURNs without its postcondition: a price on
+            giving up early that leaves the subprograms' rewards alone.
         step_penalty: reward subtracted on every step (a push towards short programs).
     """
 
@@ -99,6 +102,7 @@ class A2CConfig:
     credit: str = "episode"
     postcondition_bonus: float = 0.0
     postcondition_penalty: float = 0.0
+    root_return_penalty: float = 0.0
     step_penalty: float = 0.0
 
 
@@ -304,21 +308,22 @@ class Rollout(NamedTuple):
     episode_program: chex.Array
 
 
-def make_env(env: Any) -> AutoResetWrapper:
-    """The training env: auto-reset, keeping the real final observation in ``extras``."""
-    return AutoResetWrapper(env)
+def make_env(env: Any) -> VmapAutoResetWrapper:
+    """The training env: a batch with auto-reset that resets only the envs that ended, keeping
+    the real final observation in ``extras``."""
+    return VmapAutoResetWrapper(env)
 
 
-def init_actor(env: AutoResetWrapper, network: Network, key: chex.PRNGKey, num_envs: int
-               ) -> ActorState:
+def init_actor(env: VmapAutoResetWrapper, network: Network, key: chex.PRNGKey,
+               num_envs: int) -> ActorState:
     """Reset ``num_envs`` environments and the network's recurrent state."""
-    env_state, timestep = jax.vmap(env.reset)(jax.random.split(key, num_envs))
+    env_state, timestep = env.reset(jax.random.split(key, num_envs))
     zeros = jnp.zeros((num_envs,), jnp.float32)
     return ActorState(env_state, timestep.observation, jnp.ones((num_envs,), bool),
                       network.initial_state(num_envs), zeros, jnp.zeros((num_envs,), jnp.int32))
 
 
-def make_rollout(env: AutoResetWrapper, network: Network, config: A2CConfig
+def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
                  ) -> Callable[[Any, ActorState, chex.PRNGKey], Tuple[ActorState, Rollout]]:
     """``rollout(params, actor, key) -> (actor, Rollout)``: T steps of every env, sampling
     actions from the policy with ``params`` (pure; the meta-gradient agents reuse it)."""
@@ -331,7 +336,7 @@ def make_rollout(env: AutoResetWrapper, network: Network, config: A2CConfig
         actor: ActorState = carry
         core, out = network.step(params, actor.core, actor.obs, actor.first, key)
         action = out.policy.action
-        env_state, ts = jax.vmap(env.step)(actor.env_state, action)
+        env_state, ts = env.step(actor.env_state, action)
         last = ts.last()
         truncated = last & (ts.discount > 0)
         reward = ts.reward.astype(jnp.float32) - config.step_penalty
@@ -343,6 +348,9 @@ def make_rollout(env: AutoResetWrapper, network: Network, config: A2CConfig
             reward += postcondition_shaping(returning, ts.extras["postcondition"],
                                             config.postcondition_bonus,
                                             config.postcondition_penalty)
+            # The episode's own program gave up: its RETURN ended the episode, failing.
+            gave_up = last & ~truncated & returning & ~ts.extras["postcondition"]
+            reward -= config.root_return_penalty * gave_up.astype(jnp.float32)
             frame_end = returning
             boot_same_frame = ts.extras["next_obs"].depth == actor.obs.depth
             success = ts.extras["success"]
@@ -542,7 +550,7 @@ class Trainer(NamedTuple):
     rollout: Callable[..., Tuple[ActorState, Rollout]]
     update: Callable[..., Tuple[Any, Any, Dict[str, chex.Array]]]
     network: Network
-    env: AutoResetWrapper
+    env: VmapAutoResetWrapper
     config: A2CConfig
 
 

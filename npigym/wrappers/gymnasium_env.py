@@ -36,7 +36,7 @@ from jumanji import specs
 from jumanji.env import Environment
 
 from npigym.registration import make as npigym_make
-from npigym.wrappers.auto_reset import AutoResetWrapper
+from npigym.wrappers.auto_reset import VmapAutoResetWrapper
 
 RENDER_MODES = ("ansi", "rgb_array")
 # The viewers' animations default to 200 ms a frame.
@@ -256,23 +256,28 @@ def jitted_reset_step(env: Environment) -> Tuple[Callable, Callable]:
 
 
 def _build_vector(get_env: Callable[[], Environment]) -> Tuple[Callable, Callable]:
-    def reset(seed: chex.Array) -> Tuple[Any, Tuple[Any, Any]]:
+    # Batched auto-reset: resets only the envs that ended (vmap of the per-env wrapper would
+    # compute a reset for every env at every step).
+    def as_dicts(env: Environment, observation: Any) -> Dict[str, Any]:
+        return jax.vmap(lambda o: observation_to_dict(o, env.observation_spec))(observation)
+
+    def reset(seeds: chex.Array) -> Tuple[Any, Tuple[Any, Any]]:
         env = get_env()
-        state, timestep = AutoResetWrapper(env).reset(jax.random.PRNGKey(seed))
+        state, timestep = VmapAutoResetWrapper(env).reset(jax.vmap(jax.random.PRNGKey)(seeds))
         extras = {k: v for k, v in timestep.extras.items() if k != "next_obs"}
-        return state, (observation_to_dict(timestep.observation, env.observation_spec), extras)
+        return state, (as_dicts(env, timestep.observation), extras)
 
     def step(state: Any, action: Any) -> Tuple[Any, Tuple[Any, ...]]:
         env = get_env()
-        state, timestep = AutoResetWrapper(env).step(state, action)
+        state, timestep = VmapAutoResetWrapper(env).step(state, action)
         extras = dict(timestep.extras)
-        final_obs = observation_to_dict(extras.pop("next_obs"), env.observation_spec)
+        final_obs = as_dicts(env, extras.pop("next_obs"))
         last = timestep.last()
-        return state, (observation_to_dict(timestep.observation, env.observation_spec),
+        return state, (as_dicts(env, timestep.observation),
                        timestep.reward, last & (timestep.discount == 0),
                        last & (timestep.discount > 0), extras, final_obs)
 
-    return jax.jit(jax.vmap(reset)), jax.jit(jax.vmap(step))
+    return jax.jit(reset), jax.jit(step)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -378,9 +383,9 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
     """``num_envs`` copies of a Jumanji environment, stepped together by one jitted, vmapped step.
 
     Episodes auto-reset in the step that ends them (``AutoresetMode.SAME_STEP``, through
-    :class:`npigym.wrappers.AutoResetWrapper`): the returned observation of a finished env is
-    its next episode's first observation, while its reward, ``terminations``/``truncations``
-    and infos are the finishing step's.
+    :class:`npigym.wrappers.VmapAutoResetWrapper`, which resets only the envs that ended): the
+    returned observation of a finished env is its next episode's first observation, while its
+    reward, ``terminations``/``truncations`` and infos are the finishing step's.
 
     ``infos`` layout (batched dicts of arrays, not ``SyncVectorEnv``'s object arrays):
 
@@ -421,7 +426,7 @@ class GymnasiumVectorEnv(gymnasium.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._state: Optional[Any] = None
-        # One jitted, vmapped step with auto-reset (AutoResetWrapper) for the whole batch.
+        # One jitted step with batched auto-reset (VmapAutoResetWrapper) for the whole batch.
         self._reset, self._step = _jitted(env, "vector", _build_vector)
 
     @property
