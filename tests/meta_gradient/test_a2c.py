@@ -132,3 +132,38 @@ def test_short_keys_still_mean_the_agents(env):
     config = load_config(None, ["learning_rate=3e-3", "meta.learning_rate=0.1"])
     assert config.a2c.learning_rate == 3e-3 and config.meta.learning_rate == 0.1
     assert dataclasses.replace(config.meta).estimator == "none"
+
+
+def test_biased_and_debiased_outer_losses_read_different_value_heads(env):
+    """``biased`` scores the outer loss with the inner critic (trained at the meta-learned
+    discount), ``debiased`` with the outer head: moving one head's output moves only its
+    estimator's outer advantage."""
+    from npigym.agents.actor_critic import HyperParams
+    from npigym.meta_gradient.a2c import make_outer_loss
+
+    # (With an outer discount of 1 and no episode end, a constant shift of the values cancels
+    # out of the lambda-return advantages; 0.9 makes them see it.)
+    config = A2CConfig(num_envs=4, rollout_length=8, outer_discount=0.9)
+    network = make_network(env, NetworkConfig(core="none", encoder_layers=(8,),
+                                              head_layers=(8,)))
+    trainer = make_train(env, network, config)
+    state = trainer.init(jax.random.PRNGKey(0))
+    _, batch = jax.jit(trainer.rollout)(state.params, state.actor, jax.random.PRNGKey(1))
+    hyper = HyperParams.from_config(config)
+
+    def shifted(head):  # the head's output bias + 1
+        return {name: ({**p, "b": p["b"] + 1.0} if name.endswith(head) else p)
+                for name, p in state.params.items()}
+
+    inner_head, outer_head = "heads/value", "outer_value/~/linear_1"
+    for estimator, moved, kept in (("biased", inner_head, outer_head),
+                                   ("debiased", outer_head, inner_head)):
+        meta = MetaGradientConfig(estimator=estimator)
+        loss = jax.jit(make_outer_loss(network, config, meta))
+
+        def advantage(params, loss=loss):
+            return float(loss(params, params, batch, hyper)[1]["meta_advantage"])
+
+        base = advantage(state.params)
+        assert advantage(shifted(moved)) != pytest.approx(base, abs=1e-3), estimator
+        assert advantage(shifted(kept)) == pytest.approx(base, abs=1e-6), estimator
