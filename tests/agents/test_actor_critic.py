@@ -1,5 +1,7 @@
 """The actor-critic: loss pieces against hand computations, rollouts, training, resuming."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import jumanji
@@ -15,6 +17,7 @@ from npigym.agents.actor_critic import (
     frame_lambda_returns,
     frame_successors,
     make_loss,
+    make_rollout,
     make_train,
     postcondition_shaping,
     summarize,
@@ -165,6 +168,23 @@ def test_rollout_and_loss__shapes_auto_reset_and_differentiable_hyperparameters(
     assert isinstance(grad, HyperParams)
     assert float(grad.discount) != 0.0 and float(grad.gae_lambda) != 0.0
     assert float(grad.entropy_cost) != 0.0
+
+
+def test_rollout__root_return_penalty_prices_only_failed_episode_ends(macro):
+    """With a sparse reward, a step's reward is 1 when the root RETURNs with its postcondition,
+    minus the penalty when it RETURNs without (the episode gave up), and 0 otherwise
+    (truncations are not RETURNs and are not penalised)."""
+    trainer, init, _ = macro
+    config = dataclasses.replace(trainer.config, root_return_penalty=2.0)
+    rollout = jax.jit(make_rollout(trainer.env, trainer.network, config))
+    state = init(jax.random.PRNGKey(0))
+    _, batch = rollout(state.params, state.actor, jax.random.PRNGKey(2))
+    reward, last = np.asarray(batch.reward), np.asarray(batch.last)
+    gave_up = last & ~np.asarray(batch.truncated) & ~np.asarray(batch.episode_success)
+    assert gave_up.any() and np.asarray(batch.episode_success).any()
+    np.testing.assert_array_equal(reward[gave_up], -2.0)
+    np.testing.assert_array_equal(reward[~gave_up], np.asarray(batch.episode_success,
+                                                               np.float32)[~gave_up])
 
 
 def test_train__learning_rate_is_read_from_the_hyperparameters(macro):
