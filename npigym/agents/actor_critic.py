@@ -78,9 +78,9 @@ class A2CConfig:
         postcondition_bonus: reward added when a program the agent RETURNs from holds its
             postcondition.
         postcondition_penalty: reward subtracted when it does not.
-        root_return_penalty: reward subtracted when the root program (the whole task, or a
-            curriculum episode's start program) RETURNs without its postcondition: a price on
-            giving up early that leaves the subprograms' rewards alone.
+        root_return_penalty: reward subtracted when the task's root program RETURNs without
+            its postcondition (the episode gives up): a price on stopping early that leaves
+            the subprograms' rewards alone.
         step_penalty: reward subtracted on every step (a push towards short programs).
     """
 
@@ -348,8 +348,11 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
             reward += postcondition_shaping(returning, ts.extras["postcondition"],
                                             config.postcondition_bonus,
                                             config.postcondition_penalty)
-            # The episode's own program gave up: its RETURN ended the episode, failing.
-            gave_up = last & ~truncated & returning & ~ts.extras["postcondition"]
+            # The task's root program gave up: its RETURN ended the episode, failing. (Not a
+            # curriculum episode's subprogram: a price on their RETURNs teaches them never
+            # to return, as postcondition_penalty does.)
+            gave_up = (last & ~truncated & (returned == root_id)
+                       & ~ts.extras["postcondition"])
             reward -= config.root_return_penalty * gave_up.astype(jnp.float32)
             frame_end = returning
             boot_same_frame = ts.extras["next_obs"].depth == actor.obs.depth

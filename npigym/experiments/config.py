@@ -165,7 +165,7 @@ def validate(config: TrainConfig) -> None:
         value = getattr(a, name)
         _check(0.0 <= value <= 1.0, f"a2c.{name} must be in [0, 1], not {value}")
     for name in ("entropy_cost", "value_cost", "outer_value_cost", "postcondition_bonus",
-                 "postcondition_penalty", "step_penalty"):
+                 "postcondition_penalty", "root_return_penalty", "step_penalty"):
         value = getattr(a, name)
         _check(value >= 0 and math.isfinite(value), f"a2c.{name} must be >= 0, not {value}")
     _check(a.optimizer in OPTIMIZERS, f"a2c.optimizer must be one of {OPTIMIZERS}, "
