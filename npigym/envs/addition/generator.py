@@ -6,7 +6,6 @@ import abc
 from typing import Optional, Sequence, Tuple
 
 import chex
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -122,11 +121,10 @@ def make_scratchpad(a: chex.Array, b: chex.Array, len_a: chex.Array, len_b: chex
                     ) -> Scratchpad:
     """The scratchpad for operands given as per-column digits (units in column ``width - 2``).
 
-    Digits outside an operand's length are ignored. One ``where`` over the (4, width) grid in
-    int8 (stacking rows and casting at the end ran 1.8x slower). The answer row is computed
-    here, once per episode, so that a step's postcondition and dense reward are one comparison
-    of OUT with it (checking OUT column by column against its neighbours at every step cost
-    40 % of the step, ``benchmarks/env_throughput.py``).
+    Digits outside an operand's length are ignored. No answer is stored: the task checks OUT
+    column by column (``task.check_sum``), which keeps a reset free of the carry chain. One
+    ``where`` over the (4, width) grid in int8 (stacking rows and casting at the end ran 1.8x
+    slower; this runs at every step under vmapped auto-reset).
     """
     chex.assert_rank([a, b], 1)
     width = a.shape[0]
@@ -139,36 +137,8 @@ def make_scratchpad(a: chex.Array, b: chex.Array, len_a: chex.Array, len_b: chex
     pad = jnp.where(edge, jnp.int8(c.SENTINEL),
                     jnp.where(in_a, (a + 1).astype(jnp.int8),
                               jnp.where(in_b, (b + 1).astype(jnp.int8), jnp.int8(c.BLANK))))
-    num_digits = jnp.maximum(len_a, len_b).astype(jnp.int32)
     return Scratchpad(
         pad=pad,
         pointers=jnp.full((c.NUM_ROWS,), width - 2, jnp.int32),
-        num_digits=num_digits,
-        answer=answer_row(jnp.where(in_a[c.IN1], a, 0), jnp.where(in_b[c.IN2], b, 0),
-                          num_digits),
+        num_digits=jnp.maximum(len_a, len_b).astype(jnp.int32),
     )
-
-
-def answer_row(a: chex.Array, b: chex.Array, num_digits: chex.Array) -> chex.Array:
-    """The OUT row of ``a + b`` (per-column digits, 0 outside the operands), in pad cells.
-
-    The carries come from a carry-lookahead ``lax.associative_scan`` (a column generates a
-    carry when its digit sum is >= 10 and propagates one when it is 9), log-depth, so a
-    10,000-digit instance costs no sequential carry chain.
-    """
-    width = a.shape[0]
-    pos = _digit_positions(width)
-    total = (a + b).astype(jnp.int32)
-
-    def combine(lower, upper):  # (generate, propagate) of adjacent column ranges
-        return upper[0] | (upper[1] & lower[0]), upper[1] & lower[1]
-
-    # Columns from the units up are the row reversed.
-    carry_out, _ = jax.lax.associative_scan(combine, (total[::-1] >= 10, total[::-1] == 9))
-    carry_in = jnp.concatenate([jnp.zeros((1,), bool), carry_out[:-1]])[::-1]
-    digit = total + carry_in.astype(jnp.int32)
-    digit = jnp.where(digit >= 10, digit - 10, digit)
-    needs_digit = (pos >= 0) & ((pos < num_digits) | ((pos == num_digits) & carry_in))
-    edge = (jnp.arange(width) == 0) | (jnp.arange(width) == width - 1)
-    return jnp.where(edge, jnp.int8(c.SENTINEL),
-                     jnp.where(needs_digit, (digit + 1).astype(jnp.int8), jnp.int8(c.BLANK)))

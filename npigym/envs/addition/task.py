@@ -28,20 +28,32 @@ def digit_value(cell: chex.Array) -> chex.Array:
 def check_sum(pad: Scratchpad) -> tuple[chex.Array, chex.Array]:
     """Whether OUT holds IN1 + IN2, and how many digits from the units up it has right.
 
-    OUT is compared with the answer row drawn with the instance (``Scratchpad.answer``): OUT
-    must have the sum's digits exactly where the sum has them (the operands' length plus the
-    top carry) and blanks elsewhere.
+    No answer is stored; each column is checked against its neighbour instead. With
+    ``e = in1 + in2 - out`` in a column, a correct sum has ``e + carry_in = 10 * carry_out``,
+    so ``e`` must be -1, 0, 9 or 10, and that fixes the column's carry in and carry out; the
+    carry out must be the carry into the column on the left, and none enters the units
+    column. By induction from the units column, every column of a consistent run holds the
+    true digit. OUT must also have a digit exactly where the sum has one: below the operands'
+    length, plus the top carry. Elementwise with one shift: no carry chain to run.
 
     Returns:
         solved: () bool, OUT is exactly the sum (blank elsewhere).
-        correct: () int32, the number of columns from the units up that OUT has right
-            (``width`` when solved).
+        correct: () int32, the number of columns from the units up that OUT has right.
     """
     width = pad.pad.shape[1]
-    wrong = pad.pad[c.OUT] != pad.answer
+    rows = pad.pad.astype(jnp.int32)
+    e = digit_value(rows[c.IN1]) + digit_value(rows[c.IN2]) - digit_value(rows[c.OUT])
+    carry_in = (e == -1) | (e == 9)
+    carry_out = (e == 9) | (e == 10)
+    from_right = jnp.concatenate([carry_out[1:], jnp.zeros((1,), bool)])
+    consistent = ((e == -1) | (e == 0) | (e == 9) | (e == 10)) & (carry_in == from_right)
     pos = (width - 2) - jnp.arange(width)
-    correct = jnp.min(jnp.where(wrong & (pos >= 0), pos, width))
-    return ~jnp.any(wrong), correct.astype(jnp.int32)
+    n = pad.num_digits
+    needs_digit = (pos >= 0) & ((pos < n) | ((pos == n) & carry_in))
+    has_digit = (rows[c.OUT] > c.BLANK) & (rows[c.OUT] < c.SENTINEL)
+    column_ok = consistent & (has_digit == needs_digit)
+    correct = jnp.min(jnp.where(column_ok | (pos < 0), width, pos))
+    return jnp.all(column_ok), correct.astype(jnp.int32)
 
 
 def apply_primitive(pad: Scratchpad, program: chex.Array, args: chex.Array

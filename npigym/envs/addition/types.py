@@ -20,14 +20,11 @@ class Scratchpad:
         pad: (4, width) int8, rows IN1, IN2, CARRY, OUT; 0 blank, d + 1 for digit d, 11 edge.
         pointers: (4,) int32, one column pointer per row.
         num_digits: () int32, digits of the longer operand (the instance's size).
-        answer: (width,) int8, the OUT row of the solved pad (drawn with the instance; the
-            agent never sees it, postconditions and the dense reward compare OUT with it).
     """
 
     pad: chex.Array
     pointers: chex.Array
     num_digits: chex.Array
-    answer: chex.Array
 
 
 class Snapshot(NamedTuple):
