@@ -78,6 +78,10 @@ class A2CConfig:
         postcondition_bonus: reward added when a program the agent RETURNs from holds its
             postcondition.
         postcondition_penalty: reward subtracted when it does not.
+        subtree_reward: with ``credit="frame"``, a decision that calls an agent-executed
+            program also earns the task reward (the env's, without shaping) collected while
+            the callee ran: the option's reward of a semi-MDP. Without it a caller is paid only
+            at its own steps, so ADD sees nothing of the progress its ADD1 calls make.
         root_return_penalty: reward subtracted when the task's root program RETURNs without
             its postcondition (the episode gives up): a price on stopping early that leaves
             the subprograms' rewards alone.
@@ -103,6 +107,7 @@ class A2CConfig:
     postcondition_bonus: float = 0.0
     postcondition_penalty: float = 0.0
     root_return_penalty: float = 0.0
+    subtree_reward: bool = False
     step_penalty: float = 0.0
 
 
@@ -205,6 +210,26 @@ def frame_successors(depth_t: chex.Array, last_t: chex.Array, final_depth: chex.
     return succ.astype(jnp.int32)
 
 
+def callee_reward(r_t: chex.Array, next_t: chex.Array, ends_t: chex.Array) -> chex.Array:
+    """The reward collected between each decision and its frame's next one (its callees').
+
+    Args:
+        r_t: (T,) rewards of the steps.
+        next_t: (T,) from :func:`frame_successors`; past ``T - 1`` the sum runs to the end of
+            the rollout (a pending caller's returns are masked out anyway).
+        ends_t: (T,) bool, the decision ended its frame or the episode (no callee: 0).
+
+    Returns:
+        (T,) ``sum(r[t + 1 : next_t])``, 0 where ``ends_t``.
+    """
+    chex.assert_rank([r_t, next_t, ends_t], 1)
+    T = r_t.shape[0]
+    before = jnp.concatenate([jnp.zeros((1,), r_t.dtype), jnp.cumsum(r_t)])  # sum(r[:k])
+    t = jnp.arange(T)
+    stop = jnp.clip(next_t, t + 1, T)
+    return jnp.where(ends_t, 0.0, before[stop] - before[t + 1])
+
+
 def frame_lambda_returns(r_t: chex.Array, discount_t: chex.Array, v_t: chex.Array,
                          v_boot_t: chex.Array, boot_valid_t: chex.Array, next_t: chex.Array,
                          lambda_: chex.Numeric) -> Tuple[chex.Array, chex.Array]:
@@ -271,7 +296,8 @@ class Rollout(NamedTuple):
         obs: ``[T + 1, B]`` observations; the last one is only bootstrapped from.
         first: ``[T + 1, B]`` the observation starts an episode.
         action: ``[T, B, ...]`` actions taken.
-        reward: ``[T, B]`` env reward plus shaping.
+        reward: ``[T, B]`` env reward plus shaping (plus, with ``subtree_reward``, the env
+            reward of the decision's callees).
         discount: ``[T, B]`` env discount (0 at termination, 1 otherwise).
         last: ``[T, B]`` the step ended an episode.
         truncated: ``[T, B]`` it ended it by truncation.
@@ -376,6 +402,7 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
         episode_length = actor.episode_length + 1
         step = dict(
             obs=actor.obs, first=actor.first, action=action, reward=reward,
+            task_reward=ts.reward.astype(jnp.float32),
             discount=ts.discount.astype(jnp.float32), last=last, truncated=truncated,
             frame_end=frame_end,
             forced=ts.extras.get("forced", jnp.zeros_like(last)),
@@ -400,6 +427,13 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
         obs = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), steps.pop("obs"),
                            actor.obs)
         first = jnp.concatenate([steps.pop("first"), actor.first[None]])
+        task_reward = steps.pop("task_reward")
+        if config.subtree_reward:
+            nxt = jax.vmap(frame_successors, in_axes=(1, 1, 0, None), out_axes=1)(
+                obs.depth[:-1], steps["last"], obs.depth[-1], network.info.max_depth)
+            ends = steps["frame_end"] | steps["last"]
+            steps["reward"] = steps["reward"] + jax.vmap(callee_reward, in_axes=1, out_axes=1)(
+                task_reward, nxt, ends)
         return actor, Rollout(obs=obs, first=first, core=start_core, **steps)
 
     return rollout
@@ -560,6 +594,9 @@ class Trainer(NamedTuple):
 def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     """The actor-critic's training functions for ``env`` (any Jumanji env with a ``key`` in
     its state; program-machine envs get the program heads and frame-aware credit)."""
+    if config.subtree_reward and config.credit != "frame":
+        raise ValueError("subtree_reward needs credit='frame' (it pays a caller's decision "
+                         "for its callees' steps)")
     if config.credit == "frame" and not network.info.is_program_env:
         raise ValueError("credit='frame' needs a program-machine env (its observation's depth "
                          "says which frame decides); use credit='episode'")

@@ -172,6 +172,8 @@ def validate(config: TrainConfig) -> None:
                                       f"not {a.optimizer!r}")
     _check(a.credit in CREDIT_MODES, f"a2c.credit must be one of {CREDIT_MODES}, "
                                      f"not {a.credit!r}")
+    _check(not a.subtree_reward or a.credit == "frame",
+           "a2c.subtree_reward needs a2c.credit='frame'")
     _check(n.core in ("lstm", "gru", "none"),
            f"network.core must be 'lstm', 'gru' or 'none', not {n.core!r}")
     _check(n.core_size >= 1 and n.embed_size >= 1, "network sizes must be >= 1")

@@ -13,6 +13,7 @@ import npigym
 from npigym.agents.actor_critic import (
     A2CConfig,
     HyperParams,
+    callee_reward,
     episode_lambda_returns,
     frame_lambda_returns,
     frame_successors,
@@ -70,6 +71,27 @@ def test_frame_successors__by_hand():
     last = last.at[6].set(True)
     nxt = frame_successors(depth, last, jnp.array(1), max_depth=3)
     assert nxt.tolist() == [6, 2, 5, 4, none, none, none, none]
+
+
+def test_callee_reward__by_hand():
+    # The trace of test_frame_successors__by_hand; ADD1's WRITE (t=1) and CARRY's WRITE (t=3)
+    # earn 1 and 2. ADD's call of ADD1 (t=0) earns both (its callee's steps 1..5), ADD1's call
+    # of CARRY (t=2) the 2; RETURNs (t=4, t=5) and the other decisions have no callee. The
+    # rollout ends in ADD at t=7: its sum runs to the end of the rollout (nothing left).
+    depth = jnp.array([0, 1, 1, 2, 2, 1, 0, 0])
+    nxt = frame_successors(depth, jnp.zeros(8, bool), jnp.array(0), max_depth=3)
+    r = jnp.array([0.0, 1.0, 0.0, 2.0, 0.0, 0.0, 0.0, 0.0])
+    ends = jnp.zeros(8, bool).at[4].set(True).at[5].set(True)
+    np.testing.assert_allclose(callee_reward(r, nxt, ends), [3, 0, 2, 0, 0, 0, 0, 0])
+    # A caller still waiting when the rollout ends gets what its callees earned so far.
+    np.testing.assert_allclose(callee_reward(r[:4], nxt[:4].at[0].set(9).at[2].set(9),
+                                             ends[:4]), [3, 0, 2, 0])
+
+
+def test_subtree_reward_needs_frame_credit():
+    env = npigym.make("Addition-v0", modes="macro", max_digits=2)
+    with pytest.raises(ValueError, match="subtree_reward needs credit='frame'"):
+        make_train(env, make_network(env, TINY_NET), A2CConfig(subtree_reward=True))
 
 
 def test_frame_returns__by_hand():
