@@ -99,9 +99,7 @@ class VmapAutoResetWrapper(VmapWrapper):
         return min(self.resets_per_pass or default_resets_per_pass(num_envs), num_envs)
 
     def reset(self, key: chex.PRNGKey) -> Tuple[chex.ArrayTree, TimeStep]:
-        state, timestep = jax.vmap(self._env.reset)(key)
-        return state, timestep.replace(extras={**timestep.extras,
-                                               "next_obs": timestep.observation})
+        return jax.vmap(AutoResetWrapper(self._env).reset)(key)
 
     def step(self, state: chex.ArrayTree, action: chex.Array) -> Tuple[chex.ArrayTree, TimeStep]:
         state, timestep = jax.vmap(self._env.step)(state, action)
