@@ -31,7 +31,9 @@ class Snapshot(NamedTuple):
     """What the postconditions need of the state when a program was called."""
 
     pointers: chex.Array  # (4,) int32
-    cells: chex.Array  # (4,) int32, the values under the pointers
+    # () int32, the digits of IN1 and IN2 under their pointers, summed: what ADD1 must write
+    # (the only use of the cells, so the call stack carries one int per frame, not four).
+    column_sum: chex.Array
 
 
 class FullView(NamedTuple):

@@ -11,6 +11,7 @@ from npigym.envs.addition import RandomGenerator, task
 from npigym.envs.addition import constants as c
 from npigym.envs.addition.generator import make_scratchpad
 from npigym.envs.addition.viewer import row_number
+from npigym.envs.machine.types import Frame
 
 
 def pad_for(a: int, b: int, width: int):
@@ -96,6 +97,35 @@ def test_apply_primitive__moves_and_writes():
     assert not bool(ok)  # no writing on the edge
     _, ok = task.apply_primitive(right, jnp.int32(c.MOVE_PTR), jnp.array([c.OUT, c.RIGHT, 0]))
     assert not bool(ok)  # off the pad: no wrap-around
+
+
+def _postcondition(program, before, after):
+    """``program``'s postcondition for a frame called in ``before`` and returning in ``after``."""
+    frame = Frame(jnp.int32(program), jnp.zeros(3, jnp.int32), jnp.int32(0), task.snapshot(before))
+    return bool(task.postcondition(after, frame))
+
+
+def _apply(pad, *calls):
+    for program, a0, a1 in calls:
+        pad, ok = task.apply_primitive(pad, jnp.int32(program), jnp.array([a0, a1, 0]))
+        assert bool(ok)
+    return pad
+
+
+def test_postcondition__add1_needs_the_digit_the_carry_and_the_pointers_back():
+    pad = pad_for(96, 125, 7)  # units column 6 + 5 = 11: write 1, carry 1 to the left
+    carry = [(c.MOVE_PTR, c.CARRY, c.LEFT), (c.WRITE, c.CARRY, 1), (c.MOVE_PTR, c.CARRY, c.RIGHT)]
+    done = _apply(pad, (c.WRITE, c.OUT, 1), *carry)
+    assert _postcondition(c.ADD1, pad, done)
+    assert not _postcondition(c.ADD1, pad, _apply(pad, (c.WRITE, c.OUT, 2), *carry))  # digit
+    assert not _postcondition(c.ADD1, pad, _apply(pad, (c.WRITE, c.OUT, 1)))  # no carry
+    assert not _postcondition(c.ADD1, pad, _apply(done, (c.MOVE_PTR, c.OUT, c.LEFT)))  # moved
+    assert _postcondition(c.CARRY_PROGRAM, pad, _apply(pad, *carry))
+    shifted = _apply(pad, *[(c.MOVE_PTR, row, c.LEFT) for row in range(c.NUM_ROWS)])
+    assert _postcondition(c.LSHIFT, pad, shifted) and not _postcondition(c.RSHIFT, pad, shifted)
+    # No carry needed below 10: 3 + 4.
+    small = pad_for(3, 4, 5)
+    assert _postcondition(c.ADD1, small, _apply(small, (c.WRITE, c.OUT, 7)))
 
 
 def test_cells_under_pointers__is_the_npi_observation():
