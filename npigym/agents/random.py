@@ -48,8 +48,12 @@ def program_action_from_word(env, word: chex.Array, observation) -> chex.Array:
     allowed, count = _allowed_values(env.library)
     program = masked_choice(word, observation.action_mask)
     words = hash_stream(word ^ jnp.uint32(0x68E31DA4), jnp.arange(NUM_ARGS))
-    index = (words % jnp.asarray(count)[program]).astype(jnp.int32)
-    args = jnp.asarray(allowed)[program, jnp.arange(NUM_ARGS), index]
+    # Multiply-shift of the top 16 bits instead of ``words % count``: x86 has no SIMD integer
+    # division (relative bias below count / 65536).
+    index = ((words >> 16) * jnp.asarray(count)[program] >> 16).astype(jnp.int32)
+    # One flat gather: a 3-D one, with its index vector assembled per element, cost 3x more.
+    flat = (program * NUM_ARGS + jnp.arange(NUM_ARGS)) * allowed.shape[-1] + index
+    args = jnp.asarray(allowed.reshape(-1))[flat]
     return jnp.concatenate([program[None], args]).astype(jnp.int32)
 
 

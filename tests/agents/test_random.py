@@ -6,7 +6,8 @@ import jumanji
 import numpy as np
 
 import npigym
-from npigym.agents.random import make_random_policy, masked_choice
+from npigym.agents.random import make_random_policy, masked_choice, program_action_from_word
+from npigym.envs.addition import constants as c
 
 
 def test_masked_choice__uniform_over_the_mask():
@@ -54,3 +55,18 @@ def test_random_policy__works_on_a_jumanji_env():
     state, timestep = env.reset(jax.random.PRNGKey(0))
     action = policy(jax.random.PRNGKey(1), timestep.observation)
     assert bool(timestep.observation.action_mask[action])
+
+
+def test_random_policy__arguments_are_uniform_over_the_allowed_values():
+    env = npigym.make("Addition-v0", max_digits=3)
+    _, timestep = env.reset(jax.random.PRNGKey(0))
+    only_write = timestep.observation._replace(
+        action_mask=jnp.arange(env.library.num_programs) == c.WRITE)
+    words = jax.random.bits(jax.random.PRNGKey(1), (6000,), jnp.uint32)
+    actions = np.asarray(jax.jit(jax.vmap(
+        lambda w: program_action_from_word(env, w, only_write)))(words))
+    assert (actions[:, 0] == c.WRITE).all()
+    rows = np.bincount(actions[:, 1], minlength=c.NUM_ROWS)
+    assert rows[c.IN1] == rows[c.IN2] == 0 and min(rows[c.CARRY], rows[c.OUT]) > 2800
+    digits = np.bincount(actions[:, 2], minlength=10)
+    assert len(digits) == 10 and digits.min() > 500  # 600 each on average
