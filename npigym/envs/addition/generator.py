@@ -141,9 +141,8 @@ def make_scratchpad(a: chex.Array, b: chex.Array, len_a: chex.Array, len_b: chex
 
     empty_row = jnp.where(edge, jnp.int8(c.SENTINEL), jnp.int8(c.BLANK))
     pad = jnp.stack([operand_row(a, len_a), operand_row(b, len_b), empty_row, empty_row])
-    num_digits = jnp.maximum(len_a, len_b).astype(jnp.int32)
     return Scratchpad(
         pad=pad,
         pointers=jnp.full((c.NUM_ROWS,), width - 2, jnp.int32),
-        num_digits=num_digits,
+        num_digits=jnp.maximum(len_a, len_b).astype(jnp.int32),
     )

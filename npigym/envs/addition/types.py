@@ -31,8 +31,8 @@ class Snapshot(NamedTuple):
     """What the postconditions need of the state when a program was called."""
 
     pointers: chex.Array  # (4,) int32
-    # () int32, the digits of IN1 and IN2 under their pointers, summed: what ADD1 must write
-    # (the only use of the cells, so the call stack carries one int per frame, not four).
+    # () int32, the digits under the IN1, IN2 and CARRY pointers, summed: what ADD1 must write
+    # (the only use of those cells, so the call stack carries one int per frame, not four).
     column_sum: chex.Array
 
 

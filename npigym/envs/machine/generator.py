@@ -88,7 +88,7 @@ def seed_word(key: chex.PRNGKey) -> chex.Array:
     nothing in distribution but makes the seed a value XLA computes once: it counts an integer
     remainder as expensive and does not recompute it inside each consumer's loop, whereas the
     hash chain alone, being cheap elementwise ops, was fused into every cell of a generated
-    pad and recomputed there (a vmapped Addition reset ran 2.3x slower that way).
+    pad and recomputed there (a vmapped Addition reset cost 1.8x more that way).
     """
     data = jax.random.key_data(key).reshape(-1).astype(jnp.uint32)
     word = hash32(data[0] ^ hash32(data[-1] ^ jnp.uint32(0x9E3779B9)))
