@@ -118,10 +118,18 @@ def expert_call(pad: Scratchpad, frame: Frame) -> chex.Array:
 def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     """Whether ``frame``'s program did its job.
 
-    ADD: OUT holds the sum. ADD1: OUT under its column holds the column's digit (of the values
-    it found there), the next column's carry cell holds 1 if the column sum was 10 or more, and
-    the pointers are back. CARRY: the carry cell left of the carry pointer holds 1, pointers back.
-    LSHIFT / RSHIFT: every pointer moved one column left / right.
+    ADD: OUT holds the sum and the pointers have left the operands (the IN1, IN2 and CARRY
+    cells under them are blank: where NPI's trace returns). ADD1: OUT under its column holds
+    the column's digit (of the values it found there), the next column's carry cell holds 1 if
+    the column sum was 10 or more, and the pointers are back. CARRY: the carry cell left of the
+    carry pointer holds 1, pointers back. LSHIFT / RSHIFT: every pointer moved one column left /
+    right.
+
+    Why ADD must step past the operands: the observation shows only the cells under the
+    pointers, so right after the last ADD1 nothing tells a policy that no column is left. With
+    "OUT holds the sum" alone, RETURN there succeeds on the last column and fails on every other
+    one, the same observation: an agent that learns ADD from reward is pulled towards returning
+    early (AlphaNPI's postconditions pin the pointers for the same reason).
     """
     snap: Snapshot = frame.snapshot
     width = pad.pad.shape[1]
@@ -131,7 +139,9 @@ def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     carry_left_is_one = (carry_col >= 0) & (
         pad.pad[c.CARRY, jnp.clip(carry_col, 0, width - 1)] == 2)
     same_pointers = jnp.all(pad.pointers == snap.pointers)
-    add, _ = check_sum(pad)
+    solved, _ = check_sum(pad)
+    cells = cells_under_pointers(pad)[: c.OUT]
+    add = solved & jnp.all((cells == c.BLANK) | (cells == c.SENTINEL))
     add1 = (pad.pad[c.OUT, out_col] == total % 10 + 1) & ((total < 10) | carry_left_is_one)
     add1 &= same_pointers
     carry = carry_left_is_one & same_pointers

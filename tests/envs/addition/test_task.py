@@ -128,6 +128,19 @@ def test_postcondition__add1_needs_the_digit_the_carry_and_the_pointers_back():
     assert _postcondition(c.ADD1, small, _apply(small, (c.WRITE, c.OUT, 7)))
 
 
+def test_postcondition__add_needs_the_sum_and_the_pointers_past_the_operands():
+    pad = pad_for(96, 125, 7)
+    summed = with_out(pad, "221", 7)
+    assert bool(task.check_sum(summed)[0])
+    # Right after the last ADD1 the pointers are still on the top column: nothing there tells
+    # the agent that no column is left, so returning there is not ADD's job done.
+    on_top = summed.replace(pointers=jnp.full(4, 3, jnp.int32))
+    assert not _postcondition(c.ADD, pad, on_top)
+    past = summed.replace(pointers=jnp.full(4, 2, jnp.int32))
+    assert _postcondition(c.ADD, pad, past)
+    assert not _postcondition(c.ADD, pad, pad.replace(pointers=past.pointers))  # no sum
+
+
 def test_cells_under_pointers__is_the_npi_observation():
     pad = pad_for(96, 125, 7)
     np.testing.assert_array_equal(task.cells_under_pointers(pad), [7, 6, c.BLANK, c.BLANK])
