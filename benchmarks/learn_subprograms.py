@@ -200,7 +200,7 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
                   "seeds share the 2 cores, so one seed alone runs about that many times "
                   "faster.", "", "## Success per size (greedy policy, default step limit)", "",
               format_table(rows), "## Learning curve (greedy success at the evaluation points)",
-              "", "| train s | env steps | " + " | ".join(f"seed {s}" for s in
+              "", "| train s | env steps | " + " | ".join(f"seed {config.seed + s}" for s in
                                                           range(args.seeds)) + " |",
               "|---|---|" + "---|" * args.seeds]
     for point in curve:
