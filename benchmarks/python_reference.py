@@ -23,7 +23,7 @@ The machine:
   LSHIFT=6, RSHIFT=7. Arguments a program does not take are ignored (reported as 0).
 - Calling ADD1/CARRY/LSHIFT/RSHIFT pushes a frame; RETURN pops it after checking the returning
   program's postcondition; RETURN from ADD ends the episode (success if OUT holds the sum and
-  the pointers are past the operands).
+  the IN1, IN2 and CARRY pointers are past its top digit).
 - An invalid action (masked program, disallowed argument, a move off the pad, a write on an edge
   cell) changes nothing but still counts towards the step limit, ``2 * (14 * (n + 1) + 1)`` for
   an ``n``-digit problem; reaching it truncates the episode.
@@ -340,9 +340,9 @@ class PythonAddition:
         carry_col = snap.pointers[CARRY_ROW] - 1
         carry_left_is_one = carry_col >= 0 and self.pad[CARRY_ROW][carry_col] == cell_of(1)
         if frame.program == ADD:
-            past_operands = all(self.pad[row][self.pointers[row]] in (BLANK, SENTINEL)
-                                for row in range(OUT))
-            return self.pad[OUT] == self._expected_out and past_operands
+            sum_length = sum(BLANK < cell < SENTINEL for cell in self._expected_out)
+            past_sum = all(p <= self.width - 2 - sum_length for p in self.pointers[:OUT])
+            return self.pad[OUT] == self._expected_out and past_sum
         if frame.program == ADD1:
             total = sum(digit_of(cell) for cell in snap.cells[:OUT])
             wrote_digit = self.pad[OUT][snap.pointers[OUT]] == cell_of(total % 10)

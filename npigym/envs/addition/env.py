@@ -41,8 +41,8 @@ class Addition(ProgramEnv):
     - action: ``(program, arg0, arg1, arg2)`` in ``[8, 4, 10, 1]``; MOVE_PTR reads (row, dir),
       WRITE reads (row, digit). Invalid actions (masked program, WRITE to an input row, a move
       off the pad, ...) are no-ops costing ``invalid_action_penalty``.
-    - reward: ``"sparse"``: 1 when ADD returns with OUT holding the sum and the pointers past
-      the operands (on a column with no digits and no carry, as in NPI's trace). ``"dense"``: also the
+    - reward: ``"sparse"``: 1 when ADD returns with OUT holding the sum and the IN1, IN2 and
+      CARRY pointers past its top digit (where NPI's trace returns). ``"dense"``: also the
       change, each step, in the fraction of the operands' columns that OUT has right, counted
       from the units column up.
     - episode end: ``termination`` when ADD (the root) returns, right or wrong; ``truncation``

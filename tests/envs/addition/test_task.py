@@ -128,7 +128,7 @@ def test_postcondition__add1_needs_the_digit_the_carry_and_the_pointers_back():
     assert _postcondition(c.ADD1, small, _apply(small, (c.WRITE, c.OUT, 7)))
 
 
-def test_postcondition__add_needs_the_sum_and_the_pointers_past_the_operands():
+def test_postcondition__add_needs_the_sum_and_the_pointers_past_its_top_digit():
     pad = pad_for(96, 125, 7)
     summed = with_out(pad, "221", 7)
     assert bool(task.check_sum(summed)[0])
@@ -138,6 +138,9 @@ def test_postcondition__add_needs_the_sum_and_the_pointers_past_the_operands():
     assert not _postcondition(c.ADD, pad, on_top)
     past = summed.replace(pointers=jnp.full(4, 2, jnp.int32))
     assert _postcondition(c.ADD, pad, past)
+    # Any column further left counts too; OUT's pointer is free.
+    assert _postcondition(c.ADD, pad, summed.replace(pointers=jnp.array([1, 0, 2, 5])))
+    assert not _postcondition(c.ADD, pad, summed.replace(pointers=jnp.array([2, 2, 3, 2])))
     assert not _postcondition(c.ADD, pad, pad.replace(pointers=past.pointers))  # no sum
 
 
