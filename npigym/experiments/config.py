@@ -105,8 +105,8 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # (c) hierarchical: the agent executes every program; each is rewarded by its own
     # postcondition (frame-aware credit) and by the task's dense progress made in its frame
     # and, for a caller, in its callees' (subtree_reward); every program is trained as its own
-    # task (curriculum). One seed of three: 99 % at 5 digits in 25 minutes; the others
-    # stalled at 91 % and 10 % (benchmarks/results/learn_subprograms.md).
+    # task (curriculum). One seed of three: 99 % at 5 digits in 24-25 minutes; the others
+    # stall at 75-93 % (benchmarks/results/learn_subprograms.md).
     "addition-hierarchical": {
         "env": "Addition-v0", "env_kwargs": {"max_digits": 5, "reward": "dense"},
         "curriculum": {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
