@@ -86,6 +86,11 @@ class A2CConfig:
             its postcondition (the episode gives up): a price on stopping early that leaves
             the subprograms' rewards alone.
         step_penalty: reward subtracted on every step (a push towards short programs).
+        learning_rate_decay_steps: env steps (per seed) over which the learning rate falls
+            linearly to ``learning_rate_final_fraction`` of its value, then stays there
+            (PureJaxRL's ``ANNEAL_LR``); 0 keeps it constant.
+        learning_rate_final_fraction: where the decay ends, as a fraction of
+            ``learning_rate``.
     """
 
     num_envs: int = 128
@@ -109,6 +114,8 @@ class A2CConfig:
     root_return_penalty: float = 0.0
     subtree_reward: bool = False
     step_penalty: float = 0.0
+    learning_rate_decay_steps: int = 0
+    learning_rate_final_fraction: float = 0.1
 
 
 class HyperParams(NamedTuple):
@@ -608,6 +615,10 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     library = getattr(getattr(env, "unwrapped", env), "library", None)
     root_id = library.root if library is not None else 0
     num_programs = library.num_programs if library is not None else 0
+    # A multiplier on the (possibly meta-learned) learning rate, by update count.
+    decay = optax.linear_schedule(
+        1.0, config.learning_rate_final_fraction,
+        transition_steps=max(1, config.learning_rate_decay_steps // steps_per_update))
 
     def init(key: chex.PRNGKey) -> TrainState:
         key, env_key, net_key = jax.random.split(key, 3)
@@ -619,8 +630,12 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     def train_step(state: TrainState, _) -> Tuple[TrainState, Dict[str, chex.Array]]:
         key, rollout_key = jax.random.split(state.key)
         actor, batch = rollout_fn(state.params, state.actor, rollout_key)
-        params, opt_state, metrics = update_fn(state.params, state.opt_state, batch,
-                                               state.hyper)
+        hyper = state.hyper
+        if config.learning_rate_decay_steps:  # static
+            hyper = hyper._replace(
+                learning_rate=hyper.learning_rate * decay(state.update_count))
+        params, opt_state, metrics = update_fn(state.params, state.opt_state, batch, hyper)
+        metrics["learning_rate"] = hyper.learning_rate
         # Sums, not means, so the host can pool episodes over the updates of a call. The
         # headline numbers count whole-task episodes (those started at the root).
         whole = batch.last & (batch.episode_program == root_id)

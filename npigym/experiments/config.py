@@ -163,6 +163,10 @@ def validate(config: TrainConfig) -> None:
     _check(a.learning_rate > 0 and math.isfinite(a.learning_rate),
            f"a2c.learning_rate must be a positive number, not {a.learning_rate}")
     _check(a.max_grad_norm > 0, f"a2c.max_grad_norm must be > 0, not {a.max_grad_norm}")
+    _check(a.learning_rate_decay_steps >= 0, "a2c.learning_rate_decay_steps must be >= 0 "
+           f"(0: constant), not {a.learning_rate_decay_steps}")
+    _check(0.0 <= a.learning_rate_final_fraction <= 1.0, "a2c.learning_rate_final_fraction "
+           f"must be in [0, 1], not {a.learning_rate_final_fraction}")
     _check(a.adam_eps_root >= 0, "a2c.adam_eps_root must be >= 0")
     for name in ("discount", "gae_lambda", "outer_discount", "outer_lambda"):
         value = getattr(a, name)
