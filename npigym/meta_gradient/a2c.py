@@ -121,6 +121,9 @@ def make_a2c_inner_agent(env: Any, network: Network, a2c: A2CConfig,
     if a2c.credit == "frame" and not network.info.is_program_env:
         raise ValueError("credit='frame' needs a program-machine env (its observation's depth "
                          "says which frame decides); use credit='episode'")
+    if a2c.learning_rate_decay_steps:
+        raise ValueError("a2c.learning_rate_decay_steps is not supported with meta-gradients "
+                         "(meta-learn the learning rate instead: meta.learn=[learning_rate])")
     train_env = make_env(env)
     optimizer = make_optimizer(a2c)
     library = getattr(getattr(env, "unwrapped", env), "library", None)

@@ -124,6 +124,10 @@ def test_cli_rejects_bad_meta_settings(tmp_path):
     with pytest.raises(SystemExit, match="strictly inside"):
         cli.main(["train", "--env", "DiscountingChain-v0", "--meta-gradient", "biased",
                   "discount=1.0", "--runs-root", str(tmp_path)])
+    # The meta-gradient agents own the learning rate's trajectory: no schedule on top.
+    with pytest.raises(SystemExit, match="learning_rate_decay_steps is not supported"):
+        cli.main(["train", "--env", "DiscountingChain-v0", "--meta-gradient", "biased",
+                  "learning_rate_decay_steps=1000", "--runs-root", str(tmp_path)])
 
 
 def test_short_keys_still_mean_the_agents(env):

@@ -132,13 +132,12 @@ def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     """Whether ``frame``'s program did its job.
 
     ADD: OUT holds the sum and the IN1, IN2 and CARRY pointers have moved past its top digit
-    (where NPI's trace returns). ADD1: OUT under its column holds
-    the column's digit (of the values it found there), the next column's carry cell holds 1 if
-    the column sum was 10 or more, and the pointers are back. CARRY: the carry cell left of the
-    carry pointer holds 1, pointers back. LSHIFT / RSHIFT: every pointer moved one column left /
-    right.
+    (where NPI's trace returns). ADD1: OUT under its column holds the column's digit (of the
+    values it found there), the next column's carry cell holds 1 if the column sum was 10 or
+    more, and the pointers are back. CARRY: the carry cell left of the carry pointer holds 1,
+    pointers back. LSHIFT / RSHIFT: every pointer moved one column left / right.
 
-    Why ADD must step past the operands: the observation shows only the cells under the
+    Why ADD must step past the sum: the observation shows only the cells under the
     pointers, so right after the last ADD1 nothing tells a policy that no column is left. With
     "OUT holds the sum" alone, RETURN there succeeds on the last column and fails on every other
     one, the same observation: an agent that learns ADD from reward is pulled towards returning
