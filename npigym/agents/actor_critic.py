@@ -552,6 +552,16 @@ def make_optimizer(config: A2CConfig) -> optax.GradientTransformation:
     return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
 
 
+def learning_rate_scale(config: A2CConfig) -> optax.Schedule:
+    """The multiplier on the learning rate by update count: 1 throughout, or a linear fall to
+    ``learning_rate_final_fraction`` over ``learning_rate_decay_steps`` env steps."""
+    if not config.learning_rate_decay_steps:
+        return optax.constant_schedule(1.0)
+    updates = config.learning_rate_decay_steps // (config.num_envs * config.rollout_length)
+    return optax.linear_schedule(1.0, config.learning_rate_final_fraction,
+                                 transition_steps=max(1, updates))
+
+
 def make_update(network: Network, config: A2CConfig, optimizer: optax.GradientTransformation):
     """``update(params, opt_state, rollout, hyper) -> (params, opt_state, metrics)``: one
     gradient step on the loss (pure, differentiable with respect to ``hyper``)."""
@@ -615,10 +625,7 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     library = getattr(getattr(env, "unwrapped", env), "library", None)
     root_id = library.root if library is not None else 0
     num_programs = library.num_programs if library is not None else 0
-    # A multiplier on the (possibly meta-learned) learning rate, by update count.
-    decay = optax.linear_schedule(
-        1.0, config.learning_rate_final_fraction,
-        transition_steps=max(1, config.learning_rate_decay_steps // steps_per_update))
+    learning_rate_scale_at = learning_rate_scale(config)
 
     def init(key: chex.PRNGKey) -> TrainState:
         key, env_key, net_key = jax.random.split(key, 3)
@@ -630,10 +637,8 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     def train_step(state: TrainState, _) -> Tuple[TrainState, Dict[str, chex.Array]]:
         key, rollout_key = jax.random.split(state.key)
         actor, batch = rollout_fn(state.params, state.actor, rollout_key)
-        hyper = state.hyper
-        if config.learning_rate_decay_steps:  # static
-            hyper = hyper._replace(
-                learning_rate=hyper.learning_rate * decay(state.update_count))
+        hyper = state.hyper._replace(  # the base (possibly meta-learned) rate, scheduled
+            learning_rate=state.hyper.learning_rate * learning_rate_scale_at(state.update_count))
         params, opt_state, metrics = update_fn(state.params, state.opt_state, batch, hyper)
         metrics["learning_rate"] = hyper.learning_rate
         # Sums, not means, so the host can pool episodes over the updates of a call. The

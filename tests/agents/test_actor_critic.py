@@ -17,6 +17,7 @@ from npigym.agents.actor_critic import (
     episode_lambda_returns,
     frame_lambda_returns,
     frame_successors,
+    learning_rate_scale,
     make_loss,
     make_rollout,
     make_train,
@@ -218,17 +219,22 @@ def test_train__learning_rate_is_read_from_the_hyperparameters(macro):
         np.testing.assert_array_equal(a, b)
 
 
-def test_train__learning_rate_decays_linearly_over_env_steps_then_stays():
-    env = npigym.make("Addition-v0", modes="macro", max_digits=2)
+def test_learning_rate_scale__linear_over_env_steps_then_constant():
     # 8 env steps per update: the decay spans 32 // 8 = 4 updates, from 1 to 0.25.
-    config = A2CConfig(num_envs=4, rollout_length=2, updates_per_call=6, learning_rate=2e-3,
-                       learning_rate_decay_steps=32, learning_rate_final_fraction=0.25)
-    trainer = make_train(env, make_network(env, TINY_NET), config)
-    state, metrics = jax.jit(trainer.train)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
-    np.testing.assert_allclose(metrics["learning_rate"],
-                               2e-3 * np.array([1, 0.8125, 0.625, 0.4375, 0.25, 0.25]),
+    config = A2CConfig(num_envs=4, rollout_length=2, learning_rate_decay_steps=32,
+                       learning_rate_final_fraction=0.25)
+    scale = jax.vmap(learning_rate_scale(config))(jnp.arange(6))
+    np.testing.assert_allclose(scale, [1, 0.8125, 0.625, 0.4375, 0.25, 0.25], rtol=1e-6)
+    constant = jax.vmap(learning_rate_scale(A2CConfig()))(jnp.arange(6))
+    np.testing.assert_array_equal(constant, 1.0)
+
+
+def test_train__logs_the_scheduled_learning_rate_and_keeps_the_base(macro):
+    trainer, init, train = macro
+    state, metrics = train(init(jax.random.PRNGKey(0)))
+    np.testing.assert_allclose(metrics["learning_rate"], trainer.config.learning_rate,
                                rtol=1e-6)
-    assert float(state.hyper.learning_rate) == pytest.approx(2e-3)  # the base is kept
+    assert float(state.hyper.learning_rate) == pytest.approx(trainer.config.learning_rate)
 
 
 @pytest.mark.slow
