@@ -626,6 +626,8 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     root_id = library.root if library is not None else 0
     num_programs = library.num_programs if library is not None else 0
     learning_rate_scale_at = learning_rate_scale(config)
+    # A curriculum that adapts to the learner (SubprogramStartWrapper with unlock_threshold).
+    update_curriculum = getattr(env, "update_curriculum", None) if num_programs else None
 
     def init(key: chex.PRNGKey) -> TrainState:
         key, env_key, net_key = jax.random.split(key, 3)
@@ -656,6 +658,11 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
             metrics["program_episodes"] = jnp.sum(onehot, axis=(0, 1))
             metrics["program_success_sum"] = jnp.sum(
                 onehot * batch.episode_success[..., None], axis=(0, 1))
+            if update_curriculum is not None:
+                actor = actor._replace(env_state=update_curriculum(
+                    actor.env_state, metrics["program_episodes"],
+                    metrics["program_success_sum"]))
+                metrics["program_open"] = actor.env_state.opened[0]
         state = TrainState(params, opt_state, state.hyper, actor, key, state.update_count + 1,
                            state.env_steps + steps_per_update)
         return state, metrics
@@ -682,8 +689,10 @@ def summarize(metrics: Dict[str, Any]) -> Dict[str, float]:
         s = m["program_success_sum"].reshape(-1, n.shape[0]).sum(0)
         out["program_episodes"] = n
         out["program_success"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+    if "program_open" in m:  # at the last update
+        out["program_open"] = m["program_open"].reshape(-1, m["program_open"].shape[-1])[-1]
     pooled = ("episodes", "return_sum", "length_sum", "success_sum", "program_episodes",
-              "program_success_sum")
+              "program_success_sum", "program_open")
     for k, v in m.items():
         if k not in pooled:
             out[k] = float(v.mean())

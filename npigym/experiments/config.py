@@ -53,9 +53,13 @@ class TrainConfig:
         checkpoint_every: save a checkpoint every this many host calls (and at the end).
         curriculum: ``{program name: weight}``: start episodes in these programs' frames
             (``npigym.agents.curriculum``); empty for whole-task episodes only.
-        curriculum_max_skip: skip up to this many earlier calls of the start program.
+        curriculum_max_skip: start at one of the first ``curriculum_max_skip + 1`` calls of
+            the start program (uniformly among those the instance makes).
         curriculum_max_forced: the expert makes up to this many of the start program's first
             decisions (a reverse curriculum; 0 turns it off).
+        curriculum_unlock: callees first: a curriculum program's episodes start only once
+            every curriculum program it calls has a training success rate of at least this
+            (AlphaNPI's level-by-level training); 0 (the default) starts them all at once.
         eval_lengths: instance sizes of the final evaluation (the env's size knobs).
         eval_episodes: episodes per size.
         eval_greedy: evaluate the greedy (argmax) policy instead of sampling.
@@ -76,6 +80,7 @@ class TrainConfig:
     curriculum: Mapping[str, float] = dataclasses.field(default_factory=dict)
     curriculum_max_skip: int = 2
     curriculum_max_forced: int = 0
+    curriculum_unlock: float = 0.0
     eval_lengths: Tuple[int, ...] = (5, 20, 100, 1000)
     eval_episodes: int = 100
     eval_greedy: bool = True
@@ -155,6 +160,10 @@ def validate(config: TrainConfig) -> None:
     _check(config.checkpoint_every >= 1, "checkpoint_every must be >= 1")
     _check(config.curriculum_max_skip >= 0, "curriculum_max_skip must be >= 0")
     _check(config.curriculum_max_forced >= 0, "curriculum_max_forced must be >= 0")
+    _check(0.0 <= config.curriculum_unlock <= 1.0,
+           f"curriculum_unlock must be in [0, 1], not {config.curriculum_unlock}")
+    _check(config.curriculum_unlock == 0 or bool(config.curriculum),
+           "curriculum_unlock needs a curriculum (curriculum={program: weight, ...})")
     _check(all(w >= 0 for w in config.curriculum.values()), "curriculum weights must be >= 0")
     _check(all(length >= 1 for length in config.eval_lengths), "eval_lengths must be >= 1")
     _check(config.eval_episodes >= 1, "eval_episodes must be >= 1")

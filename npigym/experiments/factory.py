@@ -54,7 +54,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
         try:
             env = SubprogramStartWrapper(env, config.curriculum,
                                          max_skip=config.curriculum_max_skip,
-                                         max_forced=config.curriculum_max_forced)
+                                         max_forced=config.curriculum_max_forced,
+                                         unlock_threshold=config.curriculum_unlock)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"curriculum: {e}") from None
     return env

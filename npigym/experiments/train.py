@@ -94,6 +94,9 @@ def call_record(metrics: Dict[str, Any], config: TrainConfig, program_names: Opt
         record["program_success"] = {
             program_names[i]: float(r) for i, r in enumerate(pooled["program_success"])
             if pooled["program_episodes"][i] > 0}
+    if program_names is not None and "program_open" in pooled:  # an unlocking curriculum
+        record["programs_open"] = [program_names[i] for i, is_open
+                                   in enumerate(pooled["program_open"]) if is_open]
     return record
 
 

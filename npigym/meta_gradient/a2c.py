@@ -124,6 +124,9 @@ def make_a2c_inner_agent(env: Any, network: Network, a2c: A2CConfig,
     if a2c.learning_rate_decay_steps:
         raise ValueError("a2c.learning_rate_decay_steps is not supported with meta-gradients "
                          "(meta-learn the learning rate instead: meta.learn=[learning_rate])")
+    if getattr(env, "unlock_threshold", 0.0) > 0:
+        raise ValueError("curriculum_unlock is not supported with meta-gradients (their "
+                         "trainer does not report the programs' success to the curriculum)")
     train_env = make_env(env)
     optimizer = make_optimizer(a2c)
     library = getattr(getattr(env, "unwrapped", env), "library", None)

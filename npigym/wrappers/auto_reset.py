@@ -30,7 +30,9 @@ class AutoResetWrapper(Wrapper):
     next episode's key. Jumanji splits ``state.key`` with threefry, which XLA:CPU runs as a
     rolled loop, and under ``vmap`` the reset branch runs at every step; here the key is
     derived with an integer hash (``npigym.envs.machine.generator.next_key``).
-    Works with any Jumanji environment whose state has a ``key``.
+    Works with any Jumanji environment whose state has a ``key``. An env whose state holds
+    something that must outlive the episode (a curriculum's weights) defines
+    ``next_episode(state, key)``, which is then called instead of ``reset(key)``.
     """
 
     def __init__(self, env: Environment):
@@ -46,7 +48,7 @@ class AutoResetWrapper(Wrapper):
         extras = {**timestep.extras, "next_obs": timestep.observation}
 
         def reset_episode(state: chex.ArrayTree) -> Tuple[chex.ArrayTree, chex.ArrayTree]:
-            reset_state, reset_timestep = self._env.reset(next_key(state.key))
+            reset_state, reset_timestep = reset_after(self._env, state)
             return reset_state, reset_timestep.observation
 
         def keep(state: chex.ArrayTree) -> Tuple[chex.ArrayTree, chex.ArrayTree]:
@@ -54,6 +56,14 @@ class AutoResetWrapper(Wrapper):
 
         state, observation = jax.lax.cond(timestep.last(), reset_episode, keep, state)
         return state, timestep.replace(observation=observation, extras=extras)
+
+
+def reset_after(env: Environment, state: chex.ArrayTree) -> Tuple[chex.ArrayTree, TimeStep]:
+    """The episode that follows ``state``'s: ``env.next_episode(state, key)`` where the env
+    defines it, else ``env.reset(key)``, with the key derived from ``state.key``."""
+    key = next_key(state.key)
+    next_episode = getattr(env, "next_episode", None)
+    return next_episode(state, key) if next_episode is not None else env.reset(key)
 
 
 def default_resets_per_pass(num_envs: int) -> int:
@@ -113,8 +123,9 @@ class VmapAutoResetWrapper(VmapWrapper):
             # Indices of up to `size` pending envs; the padding index num_envs is out of
             # range, so the scatters below drop it.
             index = jnp.nonzero(pending, size=size, fill_value=num_envs)[0]
-            keys = jax.tree.map(lambda k: k[jnp.minimum(index, num_envs - 1)], state.key)
-            fresh_state, fresh = jax.vmap(self._env.reset)(jax.vmap(next_key)(keys))
+            # The ended envs' rows (XLA drops the leaves reset_after does not read).
+            ended_rows = jax.tree.map(lambda x: x[jnp.minimum(index, num_envs - 1)], state)
+            fresh_state, fresh = jax.vmap(lambda s: reset_after(self._env, s))(ended_rows)
 
             def put(batch, rows):
                 return jax.tree.map(lambda x, y: x.at[index].set(y, mode="drop"), batch, rows)

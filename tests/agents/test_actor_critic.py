@@ -289,3 +289,27 @@ def test_make_train__frame_credit_needs_a_program_env():
     env = jumanji.make("Snake-v1", num_rows=6, num_cols=6)
     with pytest.raises(ValueError, match="program-machine"):
         make_train(env, make_network(env, TINY_NET), A2CConfig(credit="frame"))
+
+
+def test_train__reports_program_success_to_an_unlocking_curriculum():
+    from npigym.agents.curriculum import SubprogramStartWrapper
+
+    env = SubprogramStartWrapper(npigym.make("Addition-v0", max_digits=2),
+                                 {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+                                 unlock_threshold=0.5)
+    trainer = make_train(env, make_network(env, TINY_NET),
+                         A2CConfig(num_envs=8, rollout_length=8, updates_per_call=2,
+                                   credit="frame"))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    # Pretend LSHIFT and CARRY are learned: ADD1 (which calls CARRY) opens at the next update.
+    lib = env.library
+    rates = state.actor.env_state.success.at[:, [lib.id("LSHIFT"), lib.id("CARRY")]].set(1.0)
+    state = state._replace(actor=state.actor._replace(
+        env_state=state.actor.env_state.replace(success=rates)))
+    state, metrics = jax.jit(trainer.train)(state)
+    opened = np.asarray(metrics["program_open"])
+    assert opened.shape == (2, lib.num_programs)
+    assert opened[-1, lib.id("ADD1")] and opened[-1, lib.id("CARRY")]
+    # ADD1's own rate, from 0, cannot reach 0.5 in two updates (moving average, decay 0.95).
+    assert not opened[:, lib.id("ADD")].any()
+    assert summarize(metrics)["program_open"].tolist() == opened[-1].tolist()

@@ -56,6 +56,20 @@ def test_curriculum__sub_episodes_end_at_the_programs_return_with_its_postcondit
     assert (forced < length).all() and forced.max() > 0  # the agent always RETURNs itself
 
 
+def test_curriculum__a_program_is_drawn_as_often_as_weighted_and_at_several_calls():
+    """CARRY is not called by every instance: instances without a carry are replaced, not
+    turned into whole-task episodes, and the start is one of its first max_skip + 1 calls."""
+    from npigym.envs.addition import constants as c
+
+    env = npigym.make("Addition-v0", max_digits=5)
+    wrapper = SubprogramStartWrapper(env, {"CARRY": 1}, max_skip=2)
+    states, ts = jax.jit(jax.vmap(wrapper.reset))(jax.random.split(jax.random.PRNGKey(5), 512))
+    in_carry = np.asarray(ts.extras["start_program"]) == env.library.id("CARRY")
+    assert in_carry.mean() > 0.85  # was 0.32 with "the (skip + 1)-th call, else the root"
+    columns = np.asarray(states.inner.task.pointers[:, c.OUT])[in_carry]
+    assert len(np.unique(columns)) >= 3
+
+
 def test_curriculum__rejects_bad_programs_and_weights():
     env = npigym.make("Addition-v0", max_digits=3)
     with pytest.raises(KeyError, match="no program 'NOPE'"):
@@ -66,3 +80,99 @@ def test_curriculum__rejects_bad_programs_and_weights():
         SubprogramStartWrapper(npigym.make("Addition-v0", modes="macro"), {"ADD1": 1})
     with pytest.raises(ValueError, match="expert"):
         SubprogramStartWrapper(npigym.make("Addition-v0", modes="flat"), {"ADD": 1})
+
+
+@pytest.fixture(scope="module")
+def unlocking():
+    """A curriculum that opens callers once their callees succeed (threshold 0.8)."""
+    env = npigym.make("Addition-v0", max_digits=3)
+    wrapper = SubprogramStartWrapper(env, {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+                                     unlock_threshold=0.8, success_decay=0.5)
+    ids = {name: env.library.id(name) for name in ("ADD", "ADD1", "CARRY", "LSHIFT")}
+    return wrapper, ids
+
+
+def test_curriculum__unlock_draws_only_programs_that_call_no_curriculum_program(unlocking):
+    wrapper, ids = unlocking
+    states, ts = jax.jit(jax.vmap(wrapper.reset))(jax.random.split(jax.random.PRNGKey(1), 64))
+    drawn = np.asarray(ts.extras["start_program"])
+    # ADD1 calls CARRY and ADD calls ADD1 and LSHIFT: only CARRY and LSHIFT are drawn. The
+    # root is still the fallback for a CARRY draw that finds no carry within the expert's
+    # first max_prefix_steps steps (fresh instances included).
+    assert set(drawn.tolist()) <= {ids["CARRY"], ids["LSHIFT"], ids["ADD"]}
+    assert (drawn == ids["CARRY"]).any() and (drawn == ids["LSHIFT"]).any()
+    assert (drawn == ids["ADD"]).mean() < 0.1
+    opened = np.asarray(states.opened[0])
+    assert opened[ids["CARRY"]] and opened[ids["LSHIFT"]]
+    assert not opened[ids["ADD1"]] and not opened[ids["ADD"]]
+
+
+def test_curriculum__unlock_opens_callers_once_their_callees_pass_the_threshold(unlocking):
+    wrapper, ids = unlocking
+    num = wrapper.library.num_programs
+    states, _ = jax.vmap(wrapper.reset)(jax.random.split(jax.random.PRNGKey(2), 4))
+    update = jax.jit(wrapper.update_curriculum)
+
+    def report(states, rates):
+        episodes = np.zeros(num, np.float32)
+        successes = np.zeros(num, np.float32)
+        for name, rate in rates.items():
+            episodes[ids[name]] = 10
+            successes[ids[name]] = 10 * rate
+        return update(states, jnp.asarray(episodes), jnp.asarray(successes))
+
+    def is_open(states, name):
+        return bool(states.opened[0, ids[name]])
+
+    # CARRY succeeds, LSHIFT does not: ADD1 opens after a few updates, ADD stays closed.
+    for _ in range(4):
+        states = report(states, {"CARRY": 1.0, "LSHIFT": 0.5})
+    assert is_open(states, "ADD1") and not is_open(states, "ADD")
+    np.testing.assert_allclose(states.success[0, ids["CARRY"]], 1 - 0.5 ** 4)
+    # No episodes of a program leave its rate alone.
+    assert float(states.success[1, ids["ADD1"]]) == 0.0
+    # ADD opens only when ADD1 and LSHIFT are both good; opened programs stay open.
+    for _ in range(4):
+        states = report(states, {"ADD1": 1.0, "LSHIFT": 1.0, "CARRY": 0.0})
+    assert is_open(states, "ADD") and is_open(states, "ADD1")
+    np.testing.assert_array_equal(states.weights[0], states.weights[3])  # every row the same
+    # The next episodes are drawn from all four, and keep the curriculum's state.
+    nxt, ts = jax.vmap(wrapper.next_episode)(
+        jax.tree.map(lambda x: jnp.repeat(x[:1], 64, axis=0), states),
+        jax.random.split(jax.random.PRNGKey(3), 64))
+    assert set(np.asarray(ts.extras["start_program"]).tolist()) == set(ids.values())
+    np.testing.assert_array_equal(nxt.success, jnp.repeat(states.success[:1], 64, axis=0))
+
+
+def test_curriculum__auto_reset_carries_the_curriculum_into_the_next_episode(unlocking):
+    from npigym.wrappers import VmapAutoResetWrapper
+
+    wrapper, ids = unlocking
+    batch = VmapAutoResetWrapper(wrapper, resets_per_pass=4)
+    states, _ = batch.reset(jax.random.split(jax.random.PRNGKey(4), 16))
+    # Only LSHIFT left: every episode after the first ones starts in LSHIFT.
+    only = jnp.zeros_like(states.weights).at[:, ids["LSHIFT"]].set(1.0)
+    states = states.replace(weights=only)
+
+    @jax.jit
+    def run(states):
+        def body(states, _):
+            actions = jax.vmap(lambda s: wrapper.unwrapped.expert_action(s.inner))(states)
+            states, ts = batch.step(states, actions)
+            return states, (ts.last(), states.program)
+        return jax.lax.scan(body, states, None, 12)
+
+    states, (last, program) = run(states)
+    assert np.asarray(last).sum() > 16  # every env finished an episode, some several
+    np.testing.assert_array_equal(np.asarray(states.weights), np.asarray(only))
+    # After an env's first episode ends, it only ever starts LSHIFT.
+    after = np.cumsum(np.asarray(last), axis=0) > 0
+    assert (np.asarray(program)[after] == ids["LSHIFT"]).all()
+
+
+def test_curriculum__rejects_bad_unlock_settings():
+    env = npigym.make("Addition-v0", max_digits=3)
+    with pytest.raises(ValueError, match="unlock_threshold must be in"):
+        SubprogramStartWrapper(env, {"ADD": 1}, unlock_threshold=1.5)
+    with pytest.raises(ValueError, match="success_decay must be in"):
+        SubprogramStartWrapper(env, {"ADD": 1}, success_decay=1.0)

@@ -61,6 +61,8 @@ def test_config__yaml_round_trip_and_flat_files(tmp_path):
     (["learning_rate_decay_steps=-5"], "a2c.learning_rate_decay_steps must be >= 0"),
     (["learning_rate_final_fraction=2"], "a2c.learning_rate_final_fraction must be in [0, 1]"),
     (["credit=options"], "a2c.credit must be one of"),
+    (["curriculum_unlock=1.5"], "curriculum_unlock must be in [0, 1]"),
+    (["curriculum_unlock=0.9"], "curriculum_unlock needs a curriculum"),
     (["core=transformer"], "network.core must be"),
     (["eval_lengths=5"], "eval_lengths must be a list of int"),
     (["max_digit=3"], "did you mean 'max_digits'"),

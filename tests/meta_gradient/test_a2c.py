@@ -128,6 +128,11 @@ def test_cli_rejects_bad_meta_settings(tmp_path):
     with pytest.raises(SystemExit, match="learning_rate_decay_steps is not supported"):
         cli.main(["train", "--env", "DiscountingChain-v0", "--meta-gradient", "biased",
                   "learning_rate_decay_steps=1000", "--runs-root", str(tmp_path)])
+    # Nor do they report the programs' success that an unlocking curriculum waits for.
+    with pytest.raises(SystemExit, match="curriculum_unlock is not supported"):
+        cli.main(["train", "--env", "Addition-v0", "--meta-gradient", "biased",
+                  "max_digits=2", "curriculum={ADD: 1, ADD1: 1}", "curriculum_unlock=0.5",
+                  "--runs-root", str(tmp_path)])
 
 
 def test_short_keys_still_mean_the_agents(env):
