@@ -86,6 +86,9 @@ def main(argv: List[str]) -> int:
     p.add_argument("--lengths", default="5,20,100,1000")
     p.add_argument("--length-episodes", type=int, default=100)
     p.add_argument("--output", default=None)
+    p.add_argument("--run-dir", default=None,
+                   help="also save the config and the final training state there as a run "
+                        "directory (for npigym eval / play / train --resume)")
     p.add_argument("overrides", nargs="*", help="config key=value overrides")
     args = p.parse_args(argv)
 
@@ -102,6 +105,8 @@ def main(argv: List[str]) -> int:
     compile_s, train_s, calls, per_call = (run["compile_s"], run["train_s"], run["calls"],
                                            run["per_call"])
 
+    if args.run_dir:
+        save_run_dir(args.run_dir, config, state, calls, train_s)
     lengths = [int(x) for x in args.lengths.split(",")]
     params = [select_seed(state.params, s) for s in range(args.seeds)]
     rows = length_table(config, params, lengths, args.length_episodes, greedy=True,
@@ -178,6 +183,21 @@ def train_to_target(config, size: int, minutes: float, target: float = 0.99,
         curve.append(point)
     return dict(state=state, reached=reached, curve=curve, compile_s=compile_s,
                 train_s=train_s, calls=calls, per_call=per_call)
+
+
+def save_run_dir(path: str, config, state, calls: int, train_s: float) -> None:
+    """A run directory as ``npigym train`` writes it: the config and a checkpoint."""
+    from npigym.experiments import run_dir as rd
+    from npigym.experiments.config import save_config
+
+    os.makedirs(path, exist_ok=True)
+    save_config(config, os.path.join(path, rd.CONFIG))
+    checkpointer = rd.Checkpointer(path)
+    try:
+        checkpointer.save(calls, state, {"calls": calls, "wall_time": train_s})
+    finally:
+        checkpointer.close()
+    print(f"run directory: {path}", flush=True)
 
 
 def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, curve, size):
