@@ -205,7 +205,7 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     out = Path(args.output) if args.output else RESULTS / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# {args.env}, {args.setting}: learning to call subprograms from reward alone", ""]
-    lines.append(f"Config: `{json.dumps({'env_kwargs': config.env_kwargs, 'curriculum': config.curriculum, 'a2c': {k: v for k, v in config.a2c.__dict__.items()}, 'network': config.network.__dict__}, default=str)}`")  # noqa: E501
+    lines.append(f"Config: `{json.dumps({'env_kwargs': config.env_kwargs, 'curriculum': config.curriculum, 'curriculum_max_skip': config.curriculum_max_skip, 'curriculum_max_forced': config.curriculum_max_forced, 'curriculum_unlock': config.curriculum_unlock, 'a2c': {k: v for k, v in config.a2c.__dict__.items()}, 'network': config.network.__dict__}, default=str)}`")  # noqa: E501
     lines += ["", f"Compile + first call: {compile_s:.0f} s. Trained {steps:,} env steps per "
                   f"seed in {train_s:.0f} s ({args.seeds} seeds side by side).", "",
               f"## Env steps and training wall time to {args.target:.0%} greedy success at "

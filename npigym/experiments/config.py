@@ -110,12 +110,14 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # (c) hierarchical: the agent executes every program; each is rewarded by its own
     # postcondition (frame-aware credit) and by the task's dense progress made in its frame
     # and, for a caller, in its callees' (subtree_reward); every program is trained as its own
-    # task (curriculum). One seed of three: 99 % at 5 digits in 24-25 minutes; the others
-    # stall at 75-93 % (benchmarks/results/learn_subprograms.md).
+    # task (curriculum), callees first (a caller's episodes start once its callees' training
+    # success passes 0.8). One seed of three: 99 % at 5 digits in 20 minutes, 100 % up to
+    # 1,000 digits; the others stall with ADD1's digit table 86-92 % right
+    # (benchmarks/results/learn_subprograms.md).
     "addition-hierarchical": {
         "env": "Addition-v0", "env_kwargs": {"max_digits": 5, "reward": "dense"},
         "curriculum": {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
-        "curriculum_max_forced": 4,
+        "curriculum_max_forced": 4, "curriculum_unlock": 0.8,
         "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3,
                 "credit": "frame", "postcondition_bonus": 1.0, "subtree_reward": True},
         "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
