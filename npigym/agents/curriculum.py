@@ -14,7 +14,7 @@ With ``unlock_threshold > 0`` the mixture also grows as the programs are learned
 first (AlphaNPI trains its programs level by level the same way): a program's episodes start
 only once every agent-executed program it calls has a training success rate of at least the
 threshold. The rates are exponential moving averages of what the learner reports after each
-update (:meth:`SubprogramStartWrapper.update_curriculum`); they and the current weights live in
+update (:meth:`SubprogramStartWrapper.update_curriculum`); they and the open programs live in
 the env state (the same values in every env of a batch), so they are vmapped over seeds,
 checkpointed and resumed with the rest of the training state, and auto-reset carries them into
 the next episode (:meth:`SubprogramStartWrapper.next_episode`).
@@ -61,10 +61,10 @@ class StartState:
         program: () int32, that frame's program (the task of this episode).
         forced_left: () int32, decisions of the start frame still to be made by the expert.
         key: the episode's key (auto-reset derives the next one from it).
-        weights: (num_programs,) float32, how often the next episodes start in each program.
         success: (num_programs,) float32, each program's training success rate (moving
             average of what the learner reported; 0 until reported).
-        opened: (num_programs,) bool, the programs whose episodes have started to be drawn.
+        opened: (num_programs,) bool, the programs whose episodes are drawn (with their
+            ``weights``); the others' weight is 0.
     """
 
     inner: State
@@ -72,7 +72,6 @@ class StartState:
     program: chex.Array
     forced_left: chex.Array
     key: chex.PRNGKey
-    weights: chex.Array
     success: chex.Array
     opened: chex.Array
 
@@ -153,16 +152,14 @@ class SubprogramStartWrapper(Wrapper):
 
     def reset(self, key: chex.PRNGKey) -> Tuple[StartState, TimeStep]:
         """A first episode: only the programs open from the start (all, without gating)."""
-        num = self.library.num_programs
-        opened = self._initially_open
-        return self._start(key, self._base_weights * opened, jnp.zeros((num,), jnp.float32),
-                           opened)
+        success = jnp.zeros((self.library.num_programs,), jnp.float32)
+        return self._start(key, success, self._initially_open)
 
     def next_episode(self, state: StartState, key: chex.PRNGKey
                      ) -> Tuple[StartState, TimeStep]:
         """The episode after ``state``'s: ``reset(key)``, but drawn with, and keeping, the
-        curriculum's current weights and success rates (auto-reset wrappers call this)."""
-        return self._start(key, state.weights, state.success, state.opened)
+        curriculum's current open programs and success rates (auto-reset wrappers call this)."""
+        return self._start(key, state.success, state.opened)
 
     def update_curriculum(self, state: StartState, episodes: chex.Array,
                           successes: chex.Array) -> StartState:
@@ -175,7 +172,7 @@ class SubprogramStartWrapper(Wrapper):
             episodes: (num_programs,) episodes that ended, per start program.
             successes: (num_programs,) of those, the ones that ended with success.
         Returns:
-            ``state`` with the new weights, rates and opened programs in every row.
+            ``state`` with the new rates and opened programs in every row.
         """
         num = self.library.num_programs
         chex.assert_shape((episodes, successes), (num,))
@@ -185,19 +182,19 @@ class SubprogramStartWrapper(Wrapper):
                             self.success_decay * old + (1 - self.success_decay) * rate, old)
         ready = state.opened[0] & (success >= self.unlock_threshold)
         opened = state.opened[0] | jnp.all(ready[None, :] | ~self._callees, axis=1)
-        weights = self._base_weights * opened
 
         def rows(x):
-            return jnp.broadcast_to(x, state.weights.shape[:-1] + x.shape)
+            return jnp.broadcast_to(x, state.opened.shape[:-1] + x.shape)
 
-        return state.replace(weights=rows(weights), success=rows(success), opened=rows(opened))
+        return state.replace(success=rows(success), opened=rows(opened))
 
-    def _start(self, key: chex.PRNGKey, weights: chex.Array, success: chex.Array,
-               opened: chex.Array) -> Tuple[StartState, TimeStep]:
+    def _start(self, key: chex.PRNGKey, success: chex.Array, opened: chex.Array
+               ) -> Tuple[StartState, TimeStep]:
         env = self._env
         root_state, root_ts = env.reset(key)
         word = seed_word(key)
         u = (hash_stream(word, 101) >> 8).astype(jnp.float32) / float(1 << 24)
+        weights = self._base_weights * opened
         cdf = jnp.cumsum(weights) / jnp.sum(weights)
         program = jnp.minimum(jnp.searchsorted(cdf, u, side="right"),
                               self.library.num_programs - 1).astype(jnp.int32)
@@ -253,7 +250,7 @@ class SubprogramStartWrapper(Wrapper):
         forced = jnp.where(self.max_forced > 0, forced, 0)
         start = StartState(inner=inner, start_depth=inner.stack.depth, program=program,
                            forced_left=jnp.where(use_sub, forced, 0), key=key,
-                           weights=weights, success=success, opened=opened)
+                           success=success, opened=opened)
         extras = {**root_ts.extras, "start_program": program,
                   "forced": jnp.zeros((), bool)}
         return start, restart(obs, extras)

@@ -135,7 +135,7 @@ def test_curriculum__unlock_opens_callers_once_their_callees_pass_the_threshold(
     for _ in range(4):
         states = report(states, {"ADD1": 1.0, "LSHIFT": 1.0, "CARRY": 0.0})
     assert is_open(states, "ADD") and is_open(states, "ADD1")
-    np.testing.assert_array_equal(states.weights[0], states.weights[3])  # every row the same
+    np.testing.assert_array_equal(states.opened[0], states.opened[3])  # every row the same
     # The next episodes are drawn from all four, and keep the curriculum's state.
     nxt, ts = jax.vmap(wrapper.next_episode)(
         jax.tree.map(lambda x: jnp.repeat(x[:1], 64, axis=0), states),
@@ -150,9 +150,9 @@ def test_curriculum__auto_reset_carries_the_curriculum_into_the_next_episode(unl
     wrapper, ids = unlocking
     batch = VmapAutoResetWrapper(wrapper, resets_per_pass=4)
     states, _ = batch.reset(jax.random.split(jax.random.PRNGKey(4), 16))
-    # Only LSHIFT left: every episode after the first ones starts in LSHIFT.
-    only = jnp.zeros_like(states.weights).at[:, ids["LSHIFT"]].set(1.0)
-    states = states.replace(weights=only)
+    # Only LSHIFT open: every episode after the first ones starts in LSHIFT.
+    only = jnp.zeros_like(states.opened).at[:, ids["LSHIFT"]].set(True)
+    states = states.replace(opened=only)
 
     @jax.jit
     def run(states):
@@ -164,7 +164,7 @@ def test_curriculum__auto_reset_carries_the_curriculum_into_the_next_episode(unl
 
     states, (last, program) = run(states)
     assert np.asarray(last).sum() > 16  # every env finished an episode, some several
-    np.testing.assert_array_equal(np.asarray(states.weights), np.asarray(only))
+    np.testing.assert_array_equal(np.asarray(states.opened), np.asarray(only))
     # After an env's first episode ends, it only ever starts LSHIFT.
     after = np.cumsum(np.asarray(last), axis=0) > 0
     assert (np.asarray(program)[after] == ids["LSHIFT"]).all()
