@@ -110,7 +110,7 @@ def test_curriculum__unlock_draws_only_programs_that_call_no_curriculum_program(
 def test_curriculum__unlock_opens_callers_once_their_callees_pass_the_threshold(unlocking):
     wrapper, ids = unlocking
     num = wrapper.library.num_programs
-    states, _ = jax.vmap(wrapper.reset)(jax.random.split(jax.random.PRNGKey(2), 4))
+    states, _ = jax.jit(jax.vmap(wrapper.reset))(jax.random.split(jax.random.PRNGKey(2), 4))
     update = jax.jit(wrapper.update_curriculum)
 
     def report(states, rates):
@@ -137,7 +137,7 @@ def test_curriculum__unlock_opens_callers_once_their_callees_pass_the_threshold(
     assert is_open(states, "ADD") and is_open(states, "ADD1")
     np.testing.assert_array_equal(states.opened[0], states.opened[3])  # every row the same
     # The next episodes are drawn from all four, and keep the curriculum's state.
-    nxt, ts = jax.vmap(wrapper.next_episode)(
+    nxt, ts = jax.jit(jax.vmap(wrapper.next_episode))(
         jax.tree.map(lambda x: jnp.repeat(x[:1], 64, axis=0), states),
         jax.random.split(jax.random.PRNGKey(3), 64))
     assert set(np.asarray(ts.extras["start_program"]).tolist()) == set(ids.values())
@@ -149,7 +149,7 @@ def test_curriculum__auto_reset_carries_the_curriculum_into_the_next_episode(unl
 
     wrapper, ids = unlocking
     batch = VmapAutoResetWrapper(wrapper, resets_per_pass=4)
-    states, _ = batch.reset(jax.random.split(jax.random.PRNGKey(4), 16))
+    states, _ = jax.jit(batch.reset)(jax.random.split(jax.random.PRNGKey(4), 16))
     # Only LSHIFT open: every episode after the first ones starts in LSHIFT.
     only = jnp.zeros_like(states.opened).at[:, ids["LSHIFT"]].set(True)
     states = states.replace(opened=only)
