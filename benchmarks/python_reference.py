@@ -114,6 +114,15 @@ class Snapshot(NamedTuple):
 
     pointers: Tuple[int, ...]
     cells: Tuple[int, ...]
+    ink: int  # the pad's fingerprint (npigym's Scratchpad.ink)
+    out_cell: int  # OUT under its pointer
+    carry_cell: int  # CARRY left of its pointer
+
+
+def cell_key(row: int, col: int) -> int:
+    """npigym's ``task.cell_key``: an odd pseudo-random uint32 per cell."""
+    k = ((col * NUM_ROWS + row) * 0x9E3779B1) % 2**32
+    return (((k ^ (k >> 15)) * 0x85EBCA77) % 2**32) | 1
 
 
 @dataclasses.dataclass
@@ -195,6 +204,7 @@ class PythonAddition:
         self.stack: List[Frame] = []
         self.operands = (0, 0)
         self.num_digits = 0
+        self.ink = 0
         self.step_count = 0
         self.step_limit = 0
         self._expected_out: List[int] = []
@@ -208,6 +218,7 @@ class PythonAddition:
             raise ValueError(f"{a} + {b} does not fit a {self.max_digits}-digit pad")
         self.operands = (a, b)
         self.num_digits = max(len(str(a)), len(str(b)))
+        self.ink = 0
         self.pad = [self._row_with(a), self._row_with(b), self._row_with(None),
                     self._row_with(None)]
         self._expected_out = self._row_with(a + b)
@@ -243,7 +254,9 @@ class PythonAddition:
         return tuple(self.pad[row][col] for row, col in enumerate(self.pointers))
 
     def snapshot(self) -> Snapshot:
-        return Snapshot(tuple(self.pointers), self.cells_under_pointers())
+        cells = self.cells_under_pointers()
+        carry_cell = self.pad[CARRY_ROW][max(self.pointers[CARRY_ROW] - 1, 0)]
+        return Snapshot(tuple(self.pointers), cells, self.ink, cells[OUT], carry_cell)
 
     def action_mask(self) -> Tuple[bool, ...]:
         """The programs the top frame may call: its callees (if there is room on the stack for a
@@ -329,8 +342,22 @@ class PythonAddition:
             return True
         if self.pad[row][col] == SENTINEL:
             return False
-        self.pad[row][col] = cell_of(args[1])
+        new = cell_of(args[1])
+        self.ink = (self.ink + cell_key(row, col) * (new - self.pad[row][col])) % 2**32
+        self.pad[row][col] = new
         return True
+
+    def wrote_only(self, snap: Snapshot, out: bool, carry: bool) -> bool:
+        """Whether, since ``snap``, the pad changed nowhere but in the allowed cells (npigym's
+        ``task.wrote_only``: the same fingerprint, so the same O(1) cost per check)."""
+        allowed = 0
+        if out:
+            col = snap.pointers[OUT]
+            allowed += cell_key(OUT, col) * (self.pad[OUT][col] - snap.out_cell)
+        if carry:
+            col = max(snap.pointers[CARRY_ROW] - 1, 0)
+            allowed += cell_key(CARRY_ROW, col) * (self.pad[CARRY_ROW][col] - snap.carry_cell)
+        return (self.ink - snap.ink - allowed) % 2**32 == 0
 
     # -- task checks --------------------------------------------------------------------------
     def postcondition(self, frame: Frame) -> bool:
@@ -346,12 +373,14 @@ class PythonAddition:
         if frame.program == ADD1:
             total = sum(digit_of(cell) for cell in snap.cells[:OUT])
             wrote_digit = self.pad[OUT][snap.pointers[OUT]] == cell_of(total % 10)
-            return wrote_digit and (total < 10 or carry_left_is_one) and same_pointers
+            return (wrote_digit and (total < 10 or carry_left_is_one) and same_pointers
+                    and self.wrote_only(snap, out=True, carry=total >= 10))
         if frame.program == CARRY:
-            return carry_left_is_one and same_pointers
+            return carry_left_is_one and same_pointers and self.wrote_only(snap, False, True)
         if frame.program in (LSHIFT, RSHIFT):
             shift = -1 if frame.program == LSHIFT else 1
-            return all(p == s + shift for p, s in zip(self.pointers, snap.pointers))
+            return (all(p == s + shift for p, s in zip(self.pointers, snap.pointers))
+                    and self.ink == snap.ink)
         return False
 
     def progress(self) -> float:

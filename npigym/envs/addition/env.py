@@ -48,6 +48,11 @@ class Addition(ProgramEnv):
     - episode end: ``termination`` when ADD (the root) returns, right or wrong; ``truncation``
       when the step limit is reached (default: twice the expert's worst case for the instance,
       ``2 * (14 * (digits + 1) + 1)``).
+    - postconditions (``extras["postcondition"]`` when a program returns): ADD, the sparse
+      reward's condition; ADD1, OUT holds the column's digit, the carry cell left of the
+      carry pointer holds 1 if the column sum was 10 or more, pointers back; CARRY, that carry
+      cell holds 1, pointers back; LSHIFT / RSHIFT, every pointer one column left / right.
+      ADD1, CARRY and the shifts must also leave every other cell as they found it.
 
     Args:
         min_digits, max_digits: size of the random problems (default 1 and 10). The pad has

@@ -145,4 +145,5 @@ def make_scratchpad(a: chex.Array, b: chex.Array, len_a: chex.Array, len_b: chex
         pad=pad,
         pointers=jnp.full((c.NUM_ROWS,), width - 2, jnp.int32),
         num_digits=jnp.maximum(len_a, len_b).astype(jnp.int32),
+        ink=jnp.zeros((), jnp.uint32),
     )

@@ -19,6 +19,45 @@ def cells_under_pointers(pad: Scratchpad) -> chex.Array:
     return pad.pad[jnp.arange(c.NUM_ROWS), pad.pointers].astype(jnp.int32)
 
 
+def cell_key(row: chex.Array, col: chex.Array) -> chex.Array:
+    """() uint32, odd and pseudo-random: a cell's weight in the pad's fingerprint (ink)."""
+    k = (jnp.asarray(col).astype(jnp.uint32) * jnp.uint32(c.NUM_ROWS)
+         + jnp.asarray(row).astype(jnp.uint32)) * jnp.uint32(0x9E3779B1)
+    k = (k ^ (k >> 15)) * jnp.uint32(0x85EBCA77)
+    return k | jnp.uint32(1)
+
+
+def _ink(row: chex.Array, col: chex.Array, new: chex.Array, old: chex.Array) -> chex.Array:
+    """The fingerprint's change when the cell (row, col) goes from ``old`` to ``new``."""
+    change = new.astype(jnp.int32) - old.astype(jnp.int32)
+    return cell_key(row, col) * change.astype(jnp.uint32)  # wraps mod 2**32, as intended
+
+
+def wrote_only(pad: Scratchpad, snap: Snapshot, out: chex.Array, carry: chex.Array
+               ) -> chex.Array:
+    """Whether, since ``snap``, the pad changed nowhere but in the cells a program may write.
+
+    ``out`` / ``carry``: () bool, whether the program may write OUT under its pointer / CARRY
+    left of its pointer (the pointers at call time). The fingerprint is linear in the pad, so
+    taking those cells' own changes out of it leaves the change everywhere else; that is 0 mod
+    2**32 exactly when nothing else changed (one cell: its key is odd and the change small; two
+    or more: only a 1-in-2**32 chance cancellation of pseudo-random keys). Rewriting an allowed
+    cell before returning is fine: the postconditions judge the state, not the path to it.
+    """
+    out_col = snap.pointers[c.OUT]
+    carry_col = _carry_left(snap.pointers)
+    allowed = (jnp.where(out, _ink(c.OUT, out_col, pad.pad[c.OUT, out_col], snap.out_cell),
+                         jnp.uint32(0))
+               + jnp.where(carry, _ink(c.CARRY, carry_col, pad.pad[c.CARRY, carry_col],
+                                       snap.carry_cell), jnp.uint32(0)))
+    return pad.ink - snap.ink == allowed
+
+
+def _carry_left(pointers: chex.Array) -> chex.Array:
+    """The column left of the carry pointer, where CARRY writes (clipped: 0 is an edge)."""
+    return jnp.maximum(pointers[c.CARRY] - 1, 0)
+
+
 def digit_value(cell: chex.Array) -> chex.Array:
     """A cell's digit, 0 for blanks and edges."""
     is_digit = (cell > c.BLANK) & (cell < c.SENTINEL)
@@ -89,7 +128,9 @@ def apply_primitive(pad: Scratchpad, program: chex.Array, args: chex.Array
     # WRITE
     write_ok = ((row == c.CARRY) | (row == c.OUT)) & (pad.pad[row, col] != c.SENTINEL)
     write_ok &= (args[1] >= 0) & (args[1] <= 9)
-    written = pad.replace(pad=pad.pad.at[row, col].set((args[1] + 1).astype(jnp.int8)))
+    value = (args[1] + 1).astype(jnp.int8)
+    written = pad.replace(pad=pad.pad.at[row, col].set(value),
+                          ink=pad.ink + _ink(row, col, value, pad.pad[row, col]))
 
     is_move = program == c.MOVE_PTR
     new = tree_where(is_move, moved, written)
@@ -135,7 +176,13 @@ def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     (where NPI's trace returns). ADD1: OUT under its column holds the column's digit (of the
     values it found there), the next column's carry cell holds 1 if the column sum was 10 or
     more, and the pointers are back. CARRY: the carry cell left of the carry pointer holds 1,
-    pointers back. LSHIFT / RSHIFT: every pointer moved one column left / right.
+    pointers back. LSHIFT / RSHIFT: every pointer moved one column left / right. ADD1, CARRY,
+    LSHIFT and RSHIFT must also leave every other cell as they found it (:func:`wrote_only`).
+
+    Why no stray writes: without that clause, trained agents used OUT as scratch memory
+    inside CARRY (writing the column's digit there and again in ADD1), and wrote junk into the
+    carry cell under the pointer; both passed, and the skills did not compose into ADD
+    (benchmarks/results/learn_subprograms.md).
 
     Why ADD must step past the sum: the observation shows only the cells under the
     pointers, so right after the last ADD1 nothing tells a policy that no column is left. With
@@ -147,9 +194,8 @@ def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     width = pad.pad.shape[1]
     total = snap.column_sum
     out_col = snap.pointers[c.OUT]
-    carry_col = snap.pointers[c.CARRY] - 1
-    carry_left_is_one = (carry_col >= 0) & (
-        pad.pad[c.CARRY, jnp.clip(carry_col, 0, width - 1)] == 2)
+    carry_left_is_one = (snap.pointers[c.CARRY] >= 1) & (
+        pad.pad[c.CARRY, _carry_left(snap.pointers)] == 2)
     same_pointers = jnp.all(pad.pointers == snap.pointers)
     # Every column where the sum has a digit is right of the three pointers: folded into the
     # sum check's one pass over the columns (postconditions run at every step under vmap, and
@@ -157,19 +203,23 @@ def postcondition(pad: Scratchpad, frame: Frame) -> chex.Array:
     column_ok, needs_digit, _ = check_columns(pad)
     right_of_pointers = jnp.arange(width) > jnp.max(pad.pointers[: c.OUT])
     add = jnp.all(column_ok & (right_of_pointers | ~needs_digit))
-    add1 = (pad.pad[c.OUT, out_col] == total % 10 + 1) & ((total < 10) | carry_left_is_one)
-    add1 &= same_pointers
-    carry = carry_left_is_one & same_pointers
-    lshift = jnp.all(pad.pointers == snap.pointers - 1)
-    rshift = jnp.all(pad.pointers == snap.pointers + 1)
+    carries = total >= 10
+    add1 = (pad.pad[c.OUT, out_col] == total % 10 + 1) & (~carries | carry_left_is_one)
+    add1 &= same_pointers & wrote_only(pad, snap, out=True, carry=carries)
+    carry = carry_left_is_one & same_pointers & wrote_only(pad, snap, out=False, carry=True)
+    untouched = pad.ink == snap.ink
+    lshift = jnp.all(pad.pointers == snap.pointers - 1) & untouched
+    rshift = jnp.all(pad.pointers == snap.pointers + 1) & untouched
     false = jnp.zeros((), bool)
     table = jnp.stack([false, false, false, add, add1, carry, lshift, rshift])
     return table[frame.program]
 
 
 def snapshot(pad: Scratchpad) -> Snapshot:
-    return Snapshot(pointers=pad.pointers,
-                    column_sum=jnp.sum(digit_value(cells_under_pointers(pad)[: c.OUT])))
+    cells = cells_under_pointers(pad)
+    return Snapshot(pointers=pad.pointers, column_sum=jnp.sum(digit_value(cells[: c.OUT])),
+                    ink=pad.ink, out_cell=cells[c.OUT].astype(jnp.int8),
+                    carry_cell=pad.pad[c.CARRY, _carry_left(pad.pointers)])
 
 
 def progress(pad: Scratchpad) -> chex.Array:

@@ -128,6 +128,30 @@ def test_postcondition__add1_needs_the_digit_the_carry_and_the_pointers_back():
     assert _postcondition(c.ADD1, small, _apply(small, (c.WRITE, c.OUT, 7)))
 
 
+def test_postcondition__subprograms_fail_on_stray_writes_and_pass_on_rewrites():
+    pad = pad_for(96, 125, 7)  # units column 6 + 5 = 11
+    left, right = (c.MOVE_PTR, c.CARRY, c.LEFT), (c.MOVE_PTR, c.CARRY, c.RIGHT)
+    carry = [left, (c.WRITE, c.CARRY, 1), right]
+    # Rewriting the cells a program may change is fine: the postcondition judges the state.
+    assert _postcondition(c.ADD1, pad, _apply(pad, (c.WRITE, c.OUT, 9), (c.WRITE, c.OUT, 1),
+                                              *carry))
+    # Scratch in OUT inside CARRY, or junk in the carry cell under the pointer, is not.
+    out_left = [(c.MOVE_PTR, c.OUT, c.LEFT), (c.WRITE, c.OUT, 9), (c.MOVE_PTR, c.OUT, c.RIGHT)]
+    assert not _postcondition(c.CARRY_PROGRAM, pad, _apply(pad, *carry, *out_left))
+    assert not _postcondition(c.CARRY_PROGRAM, pad, _apply(pad, (c.WRITE, c.OUT, 1), *carry))
+    assert not _postcondition(c.ADD1, pad, _apply(pad, (c.WRITE, c.OUT, 1), *carry,
+                                                  (c.WRITE, c.CARRY, 1)))
+    # A column without a carry may not write one; a shift writes nothing.
+    small = pad_for(3, 4, 5)
+    assert not _postcondition(c.ADD1, small, _apply(small, (c.WRITE, c.OUT, 7), *carry))
+    shifted = _apply(pad, *[(c.MOVE_PTR, row, c.LEFT) for row in range(c.NUM_ROWS)])
+    assert not _postcondition(c.LSHIFT, pad, _apply(shifted, (c.WRITE, c.OUT, 0)))
+    # The fingerprint moves by the same amount whichever order two writes come in.
+    a = _apply(pad, (c.WRITE, c.OUT, 1), left, (c.WRITE, c.CARRY, 1))
+    b = _apply(pad, left, (c.WRITE, c.CARRY, 1), (c.WRITE, c.OUT, 1))
+    assert int(a.ink) == int(b.ink) != int(pad.ink)
+
+
 def test_postcondition__add_needs_the_sum_and_the_pointers_past_its_top_digit():
     pad = pad_for(96, 125, 7)
     summed = with_out(pad, "221", 7)
