@@ -111,8 +111,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # postcondition (frame-aware credit) and by the task's dense progress made in its frame
     # and, for a caller, in its callees' (subtree_reward); every program is trained as its own
     # task (curriculum), callees first (a caller's episodes start once its callees' training
-    # success passes 0.8). One seed of three: 99 % at 5 digits in 20 minutes, 100 % up to
-    # 1,000 digits; the others stall with ADD1's digit table 86-92 % right
+    # success passes 0.8). With the looser postconditions of the time one seed of three
+    # reached 99 % at 5 digits in 20 minutes (100 % up to 1,000 digits); with subprograms
+    # barred from writing outside their own cells, none yet: ADD1's digit table stalls
     # (benchmarks/results/learn_subprograms.md).
     "addition-hierarchical": {
         "env": "Addition-v0", "env_kwargs": {"max_digits": 5, "reward": "dense"},
