@@ -39,10 +39,10 @@ def wrote_only(pad: Scratchpad, snap: Snapshot, out: chex.Array, carry: chex.Arr
 
     ``out`` / ``carry``: () bool, whether the program may write OUT under its pointer / CARRY
     left of its pointer (the pointers at call time). The fingerprint is linear in the pad, so
-    taking those cells' own changes out of it leaves the change everywhere else; that is 0 mod
-    2**32 exactly when nothing else changed (one cell: its key is odd and the change small; two
-    or more: only a 1-in-2**32 chance cancellation of pseudo-random keys). Rewriting an allowed
-    cell before returning is fine: the postconditions judge the state, not the path to it.
+    taking those cells' own changes out of it leaves the change everywhere else: 0 mod 2**32
+    when nothing else changed, never 0 when one other cell did (its key is odd, the change
+    small), and 0 by chance (about 1 in 2**32, pseudo-random keys) when several did. Rewriting
+    an allowed cell before returning is fine: the postconditions judge the state, not the path.
     """
     out_col = snap.pointers[c.OUT]
     carry_col = _carry_left(snap.pointers)
