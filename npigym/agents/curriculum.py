@@ -63,8 +63,8 @@ class StartState:
         key: the episode's key (auto-reset derives the next one from it).
         success: (num_programs,) float32, each program's training success rate (moving
             average of what the learner reported; 0 until reported).
-        opened: (num_programs,) bool, the programs whose episodes are drawn (with their
-            ``weights``); the others' weight is 0.
+        opened: (num_programs,) bool, the programs whose episodes are drawn (with the weights
+            given to the wrapper); the others' weight is 0.
     """
 
     inner: State
