@@ -75,6 +75,12 @@ class NetworkConfig:
             called last, one-hot; "none" at the frame's start), as R2D2-style agents feed the
             last action. A frame that cycles through calls whose effects look alike (Sorting's
             BUBBLE, RESET, PTR 3 RIGHT) then knows where it is without counting.
+        ordinal_encoding: also encode each categorical observation leaf as a thermometer
+            (``x > k`` for every ``k``) next to its one-hot. From one-hot codes alone the
+            encoder must learn the order of the values from reward; with the thermometer,
+            neighbouring values share features and the sum of a column's digits in Addition
+            (which decides the digit ADD1 writes) is one linear unit with equal weights.
+            Leaves whose codes are unordered lose nothing: the one-hot is still there.
     """
 
     encoder_layers: Tuple[int, ...] = (64,)
@@ -88,6 +94,7 @@ class NetworkConfig:
     frame_stack: bool = True
     frame_step_features: int = 0
     previous_action: bool = False
+    ordinal_encoding: bool = False
 
 
 # ----------------------------------------------------------------------------------------------
@@ -183,6 +190,22 @@ def _obs_leaves(spec: Any, obs: Any) -> List[chex.Array]:
     return out
 
 
+def categorical_features(code: chex.Array, num_values: int, ordinal: bool) -> chex.Array:
+    """One-hot of ``code`` in ``[0, num_values)``, then, if ``ordinal``, its thermometer.
+
+    The thermometer is ``code > k`` for ``k = 0 .. num_values - 2``: value ``v`` has ``v`` ones,
+    so neighbouring values share all but one feature and sums of values are linear in them.
+
+    Returns:
+        float32 ``(*code.shape, num_values)``, or ``(*code.shape, 2 * num_values - 1)``.
+    """
+    f = jax.nn.one_hot(code, num_values)
+    if ordinal:
+        above = (code[..., None] > jnp.arange(num_values - 1)).astype(jnp.float32)
+        f = jnp.concatenate([f, above], axis=-1)
+    return f
+
+
 class ObservationEncoder(hk.Module):
     """Encodes any observation described by a Jumanji spec into one feature vector.
 
@@ -208,7 +231,9 @@ class ObservationEncoder(hk.Module):
             flat = x.reshape((-1, *x.shape[batch_ndim:]))  # (N, *leaf shape)
             if kind == "categorical":
                 low, n = _leaf_num_values(spec)
-                f = jax.nn.one_hot(flat.astype(jnp.int32) - low, n).reshape(flat.shape[0], -1)
+                f = categorical_features(flat.astype(jnp.int32) - low, n,
+                                         self.config.ordinal_encoding)
+                f = f.reshape(flat.shape[0], -1)
             elif kind == "bool":
                 f = flat.astype(jnp.float32).reshape(flat.shape[0], -1)
             elif kind == "scaled":

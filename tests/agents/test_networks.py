@@ -1,5 +1,7 @@
 """The actor-critic network: encoders, masks, autoregressive arguments, frame-stack memory."""
 
+import dataclasses
+
 import haiku as hk
 import jax
 import jax.numpy as jnp
@@ -13,6 +15,7 @@ from npigym.agents.networks import (
     NetworkConfig,
     PatchConv2D,
     categorical_entropy,
+    categorical_features,
     categorical_log_prob,
     make_network,
     masked_logits,
@@ -207,3 +210,19 @@ def test_network__encodes_canonicalize_images_with_the_patch_cnn():
     _, out = jax.jit(net.step)(params, net.initial_state(2), ts.observation,
                                jnp.ones((2,), bool), jax.random.PRNGKey(2))
     assert np.asarray(ts.observation.action_mask)[np.arange(2), out.policy.action[:, 0]].all()
+
+
+def test_categorical_features__one_hot_then_thermometer():
+    f = categorical_features(jnp.array([0, 3]), 5, ordinal=True)
+    np.testing.assert_array_equal(f, [[1, 0, 0, 0, 0, 0, 0, 0, 0],
+                                      [0, 0, 0, 1, 0, 1, 1, 1, 0]])
+    np.testing.assert_array_equal(categorical_features(jnp.array([3]), 5, ordinal=False),
+                                  [[0, 0, 0, 1, 0]])
+    # Addition's local view: 4 cells of 12 codes, so 4 * (12 + 11) inputs to the encoder MLP.
+    env = npigym.make("Addition-v0", max_digits=3)
+    config = dataclasses.replace(TINY, ordinal_encoding=True)
+    net = make_network(env, config)
+    _, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 2))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((2,), bool))
+    w = next(v["w"] for k, v in params.items() if k.endswith("local_encoder/mlp/~/linear_0"))
+    assert w.shape == (4 * (12 + 11), 16)
