@@ -27,8 +27,11 @@ demo: $(STAMP)
 		--gif out/addition_agent.gif
 	@echo "learning curve: out/demo_run/learning_curves.png; episode: out/addition_agent.gif"
 
+# Two workers, one per core of the CI machine: most of the suite's time is XLA compiling, which
+# runs on one core. A test file stays on one worker, so its module fixtures are built once.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
