@@ -6,10 +6,9 @@ runs the env's expert on a fresh instance up to one of its first calls of ``P`` 
 uniformly, so that later columns, carries etc. appear; an instance that never calls ``P`` is
 replaced by a spare one), makes that call, and hands the agent ``P``'s fresh frame. The
 episode ends (termination) when ``P`` returns, and ``extras["success"]`` is then ``P``'s
-postcondition. The root's episodes are
-ordinary episodes. With the frame-aware credit of the actor-critic and a postcondition bonus,
-the subprograms learn their own jobs from the first updates instead of waiting until their
-callers call them at the right moments.
+postcondition. The root's episodes are ordinary episodes. With the frame-aware credit of the
+actor-critic and a postcondition bonus, the subprograms learn their own jobs from the first
+updates instead of waiting until their callers call them at the right moments.
 
 With ``unlock_threshold > 0`` the mixture also grows as the programs are learned, callees
 first (AlphaNPI trains its programs level by level the same way): a program's episodes start

@@ -20,6 +20,7 @@ from npigym.agents.networks import (
     make_network,
     masked_logits,
 )
+from npigym.envs.addition import constants as addition_constants
 
 TINY = NetworkConfig(encoder_layers=(16,), core_size=16, head_layers=(16,), embed_size=4,
                      conv_channels=(4, 4))
@@ -218,11 +219,12 @@ def test_categorical_features__one_hot_then_thermometer():
                                       [0, 0, 0, 1, 0, 1, 1, 1, 0]])
     np.testing.assert_array_equal(categorical_features(jnp.array([3]), 5, ordinal=False),
                                   [[0, 0, 0, 1, 0]])
-    # Addition's local view: 4 cells of 12 codes, so 4 * (12 + 11) inputs to the encoder MLP.
+    # Addition's local view: one cell per row, each a one-hot and a thermometer of its codes.
     env = npigym.make("Addition-v0", max_digits=3)
     config = dataclasses.replace(TINY, ordinal_encoding=True)
     net = make_network(env, config)
     _, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 2))
     params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((2,), bool))
     w = next(v["w"] for k, v in params.items() if k.endswith("local_encoder/mlp/~/linear_0"))
-    assert w.shape == (4 * (12 + 11), 16)
+    n = addition_constants.NUM_CELL_VALUES
+    assert w.shape == (addition_constants.NUM_ROWS * (n + n - 1), 16)
