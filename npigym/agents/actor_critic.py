@@ -67,6 +67,11 @@ class A2CConfig:
         discount: the agent's discount (per decision of a frame with ``credit="frame"``).
         gae_lambda: lambda of the lambda-returns (GAE).
         entropy_cost: weight of the entropy bonus.
+        uniform_kl_cost: weight of a penalty ``KL(uniform || policy)`` on every distribution
+            the policy samples from (uniform over its valid entries). Unlike the entropy
+            bonus it keeps pulling an action back whose probability has collapsed, which is
+            what the digit heads of the hierarchical Addition agent need; see
+            ``networks.categorical_uniform_kl``. 0: off (fixed, never meta-learned).
         value_cost: weight of the inner value loss.
         outer_discount: fixed discount of the outer value head's TD(lambda) target.
         outer_lambda: lambda of the outer value head's target.
@@ -103,6 +108,7 @@ class A2CConfig:
     discount: float = 0.99
     gae_lambda: float = 0.95
     entropy_cost: float = 0.01
+    uniform_kl_cost: float = 0.0
     value_cost: float = 0.5
     outer_discount: float = 1.0
     outer_lambda: float = 0.95
@@ -473,10 +479,11 @@ def make_loss(network: Network, config: A2CConfig
     """``loss(params, hyper, rollout) -> (loss, metrics)``.
 
     Policy gradient ``-E[A log pi(a)]`` + ``value_cost`` x squared TD(lambda) error
-    - ``entropy_cost`` x entropy of the masked policy + a TD(lambda) loss for the outer value
-    head at the fixed outer discount. Values enter the returns stop-gradiented, but the returns
-    themselves are not: ``jax.grad`` with respect to ``hyper`` (discount, lambda) sees them, as
-    the meta-gradient needs (rlax's ``stop_target_gradients=False``, explicitly).
+    - ``entropy_cost`` x entropy of the masked policy (+ ``uniform_kl_cost`` x its KL from
+    uniform) + a TD(lambda) loss for the outer value head at the fixed outer discount. Values
+    enter the returns stop-gradiented, but the returns themselves are not: ``jax.grad`` with
+    respect to ``hyper`` (discount, lambda) sees them, as the meta-gradient needs (rlax's
+    ``stop_target_gradients=False``, explicitly).
     """
     if config.credit not in CREDIT_MODES:
         raise ValueError(f"credit must be one of {CREDIT_MODES}, not {config.credit!r}")
@@ -521,11 +528,16 @@ def make_loss(network: Network, config: A2CConfig
         value_loss = 0.5 * mean((g - value[:-1]) ** 2)
         outer_loss = 0.5 * mean((g_outer - outer_value[:-1]) ** 2)
         entropy_mean = mean(entropy)
+        # (A policy head that reports no KL, such as the meta-gradient toy's, gives 0.)
+        uniform_kl = mean(jnp.broadcast_to(out.policy.uniform_kl, out.policy.log_prob.shape)[:-1])
         total = (pg_loss + hyper.value_cost * value_loss - hyper.entropy_cost * entropy_mean
                  + jax.lax.stop_gradient(hyper.outer_value_cost) * outer_loss)
+        if config.uniform_kl_cost:  # static
+            total = total + config.uniform_kl_cost * uniform_kl
         metrics = dict(
             loss=total, pg_loss=pg_loss, value_loss=value_loss, outer_value_loss=outer_loss,
-            entropy=entropy_mean, advantage=mean(g - jax.lax.stop_gradient(value[:-1])),
+            entropy=entropy_mean, uniform_kl=uniform_kl,
+            advantage=mean(g - jax.lax.stop_gradient(value[:-1])),
             # Mean outer advantage: ~0 for an unbiased outer critic (Bonnet et al.'s diagnostic).
             outer_advantage=mean(g_outer - jax.lax.stop_gradient(outer_value[:-1])),
             value=mean(value[:-1]), valid_fraction=jnp.mean(w))

@@ -369,11 +369,14 @@ class PolicyOutput(NamedTuple):
         entropy: entropy of the masked policy: the program distribution's plus, for program
             envs, the argument distributions the chosen program uses (an unbiased estimate of
             the joint entropy when the program is sampled from the policy).
+        uniform_kl: ``KL(uniform || policy)`` summed over the same distributions, the uniform
+            being over each one's valid entries (:func:`categorical_uniform_kl`).
     """
 
     action: chex.Array
     log_prob: chex.Array
     entropy: chex.Array
+    uniform_kl: Any = 0.0
 
 
 def masked_logits(logits: chex.Array, mask: chex.Array) -> chex.Array:
@@ -391,6 +394,24 @@ def categorical_entropy(logits: chex.Array) -> chex.Array:
     """Entropy of softmax(logits); masked entries contribute exactly 0."""
     logp = jax.nn.log_softmax(logits)
     return -jnp.sum(jnp.exp(logp) * logp, axis=-1)
+
+
+def categorical_uniform_kl(logits: chex.Array, valid: Optional[chex.Array] = None
+                           ) -> chex.Array:
+    """``KL(U || softmax(logits))`` for ``U`` uniform over the ``valid`` entries (all if None).
+
+    ``= -log n - mean over the valid entries of log p``. As a penalty it keeps every valid
+    action reachable. The entropy bonus does not: its gradient on a logit is
+    ``-p (log p + H)``, which vanishes with ``p``, so once generalisation from other states has
+    pushed the right action's probability to 1e-10 nothing brings it back. This one's is
+    ``p - 1/n``, a pull of ``1/n`` however small ``p`` got. (rlax has the entropy loss but not
+    this one.)
+    """
+    logp = jax.nn.log_softmax(logits)
+    if valid is None:
+        valid = jnp.ones(logits.shape, bool)
+    n = jnp.maximum(jnp.sum(valid, axis=-1), 1).astype(logp.dtype)
+    return -jnp.log(n) - jnp.sum(jnp.where(valid, logp, 0.0), axis=-1) / n
 
 
 def _choose(logits: chex.Array, key: Optional[chex.PRNGKey], greedy: bool) -> chex.Array:
@@ -427,6 +448,7 @@ class ProgramPolicyHead(hk.Module):
         program = action[..., 0] if action is not None else _choose(logits, keys[0], greedy)
         log_prob = categorical_log_prob(logits, program)
         entropy = categorical_entropy(logits)
+        uniform_kl = categorical_uniform_kl(logits, action_mask)
         # Condition the arguments on the chosen program (and each slot on the earlier ones):
         # WRITE's digit means something else than MOVE_PTR's direction in the same slot.
         context = y + hk.Embed(self.num_programs, y.shape[-1], name="program_embed")(program)
@@ -443,11 +465,12 @@ class ProgramPolicyHead(hk.Module):
             arg = jnp.where(uses[..., s] | (action is not None), arg, 0)
             log_prob += jnp.where(uses[..., s], categorical_log_prob(arg_logits, arg), 0.0)
             entropy += jnp.where(uses[..., s], categorical_entropy(arg_logits), 0.0)
+            uniform_kl += jnp.where(uses[..., s], categorical_uniform_kl(arg_logits, valid), 0.0)
             context = context + hk.Embed(n, y.shape[-1], name=f"arg{s}_embed")(
                 jnp.clip(arg, 0, n - 1))
             args.append(arg)
         chosen = jnp.stack([program, *args], axis=-1).astype(jnp.int32)
-        return PolicyOutput(chosen, log_prob, entropy)
+        return PolicyOutput(chosen, log_prob, entropy, uniform_kl)
 
 
 class DiscretePolicyHead(hk.Module):
@@ -464,8 +487,9 @@ class DiscretePolicyHead(hk.Module):
         if action_mask is not None:
             logits = masked_logits(logits, action_mask.reshape(logits.shape))
         chosen = action if action is not None else _choose(logits, key, greedy)
+        valid = None if action_mask is None else action_mask.reshape(logits.shape)
         return PolicyOutput(chosen.astype(jnp.int32), categorical_log_prob(logits, chosen),
-                            categorical_entropy(logits))
+                            categorical_entropy(logits), categorical_uniform_kl(logits, valid))
 
 
 class MultiDiscretePolicyHead(hk.Module):
@@ -480,14 +504,16 @@ class MultiDiscretePolicyHead(hk.Module):
                  ) -> PolicyOutput:
         keys = [None] * len(self.num_values) if key is None else list(
             jax.random.split(key, len(self.num_values)))
-        chosen, log_prob, entropy = [], 0.0, 0.0
+        chosen, log_prob, entropy, uniform_kl = [], 0.0, 0.0, 0.0
         for i, n in enumerate(self.num_values):
             logits = hk.Linear(n, name=f"logits{i}")(y)
             a = action[..., i] if action is not None else _choose(logits, keys[i], greedy)
             chosen.append(a)
             log_prob += categorical_log_prob(logits, a)
             entropy += categorical_entropy(logits)
-        return PolicyOutput(jnp.stack(chosen, -1).astype(jnp.int32), log_prob, entropy)
+            uniform_kl += categorical_uniform_kl(logits)
+        return PolicyOutput(jnp.stack(chosen, -1).astype(jnp.int32), log_prob, entropy,
+                            uniform_kl)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -183,8 +183,9 @@ def validate(config: TrainConfig) -> None:
     for name in ("discount", "gae_lambda", "outer_discount", "outer_lambda"):
         value = getattr(a, name)
         _check(0.0 <= value <= 1.0, f"a2c.{name} must be in [0, 1], not {value}")
-    for name in ("entropy_cost", "value_cost", "outer_value_cost", "postcondition_bonus",
-                 "postcondition_penalty", "root_return_penalty", "step_penalty"):
+    for name in ("entropy_cost", "uniform_kl_cost", "value_cost", "outer_value_cost",
+                 "postcondition_bonus", "postcondition_penalty", "root_return_penalty",
+                 "step_penalty"):
         value = getattr(a, name)
         _check(value >= 0 and math.isfinite(value), f"a2c.{name} must be >= 0, not {value}")
     _check(a.optimizer in OPTIMIZERS, f"a2c.optimizer must be one of {OPTIMIZERS}, "

@@ -193,6 +193,26 @@ def test_rollout_and_loss__shapes_auto_reset_and_differentiable_hyperparameters(
     assert float(grad.entropy_cost) != 0.0
 
 
+def test_loss__uniform_kl_cost_adds_the_policys_kl_from_uniform(macro):
+    """``uniform_kl_cost`` adds that many times the reported KL (always positive here: the
+    policy is not uniform) and leaves the rest of the loss alone."""
+    trainer, init, _ = macro
+    plain = make_loss(trainer.network, trainer.config)
+    with_kl = make_loss(trainer.network, dataclasses.replace(trainer.config,
+                                                             uniform_kl_cost=0.5))
+
+    @jax.jit
+    def losses(state, key):
+        _, batch = trainer.rollout(state.params, state.actor, key)
+        return plain(state.params, state.hyper, batch), with_kl(state.params, state.hyper, batch)
+
+    (base, metrics), (total, kl_metrics) = losses(init(jax.random.PRNGKey(0)),
+                                                  jax.random.PRNGKey(1))
+    assert float(metrics["uniform_kl"]) > 0.0
+    np.testing.assert_allclose(kl_metrics["uniform_kl"], metrics["uniform_kl"])
+    np.testing.assert_allclose(total, base + 0.5 * metrics["uniform_kl"], rtol=1e-5)
+
+
 def test_rollout__root_return_penalty_prices_only_failed_episode_ends(macro):
     """With a sparse reward, a step's reward is 1 when the root RETURNs with its postcondition,
     minus the penalty when it RETURNs without (the episode gave up), and 0 otherwise

@@ -17,6 +17,7 @@ from npigym.agents.networks import (
     categorical_entropy,
     categorical_features,
     categorical_log_prob,
+    categorical_uniform_kl,
     make_network,
     masked_logits,
 )
@@ -54,6 +55,21 @@ def test_masked_categorical__log_prob_and_entropy_by_hand():
     np.testing.assert_allclose(categorical_log_prob(z, jnp.array(1)), np.log(p[1]), rtol=1e-6)
     np.testing.assert_allclose(categorical_entropy(z), -(p * np.log(p)).sum(), rtol=1e-6)
     assert np.isfinite(categorical_log_prob(z, jnp.array(2)))  # finite, so no NaN in losses
+
+
+def test_categorical_uniform_kl__by_hand_and_it_still_pulls_a_collapsed_action_back():
+    valid = jnp.array([True, True, False])
+    z = masked_logits(jnp.array([0.0, np.log(3.0), 5.0]), valid)
+    # p = (1/4, 3/4) on the valid entries: KL(U || p) = 1/2 log(2) + 1/2 log(2/3).
+    np.testing.assert_allclose(categorical_uniform_kl(z, valid), 0.5 * np.log(4 / 3),
+                               rtol=1e-5)
+    np.testing.assert_allclose(categorical_uniform_kl(jnp.zeros(4)), 0.0, atol=1e-6)
+    # Action 1's probability has collapsed to e^-30: the entropy bonus no longer moves its
+    # logit, the KL pulls it up by 1/n.
+    collapsed = jnp.array([30.0, 0.0, 0.0])
+    assert abs(float(jax.grad(categorical_entropy)(collapsed)[1])) < 1e-10
+    np.testing.assert_allclose(jax.grad(categorical_uniform_kl)(collapsed)[1], -1 / 3,
+                               atol=1e-6)
 
 
 def test_network__never_picks_a_masked_program_or_a_disallowed_argument(addition):
@@ -112,14 +128,21 @@ def test_network__multi_discrete_log_prob_and_entropy_by_hand(addition):
             lp = np.where(valid, log_softmax(z, valid), 0.0)
             return -np.sum(np.where(valid, np.exp(lp) * lp, 0.0))
 
+        def uniform_kl(z, valid):
+            lp = np.where(valid, log_softmax(z, valid), 0.0)
+            return -np.log(valid.sum()) - lp.sum() / valid.sum()
+
         lp = log_softmax(biases["program"], mask)[program]
         ent = entropy(biases["program"], mask)
+        kl = uniform_kl(biases["program"], mask)
         for s in range(lib.num_args[program]):
             valid = lib.arg_valid[program, s, : lib.arg_num_values[s]]
             lp += log_softmax(biases[f"arg{s}"], valid)[args[s]]
             ent += entropy(biases[f"arg{s}"], valid)
+            kl += uniform_kl(biases[f"arg{s}"], valid)
         np.testing.assert_allclose(out.policy.log_prob[0, 0], lp, rtol=1e-5)
         np.testing.assert_allclose(out.policy.entropy[0, 0], ent, rtol=1e-5)
+        np.testing.assert_allclose(out.policy.uniform_kl[0, 0], kl, rtol=1e-5)
 
 
 def test_network__recurrent_state_resets_at_episode_start(addition):

@@ -58,6 +58,7 @@ def test_config__yaml_round_trip_and_flat_files(tmp_path):
     (["num_envs=2.5"], "a2c.num_envs must be int"),
     (["num_envs=0"], "a2c.num_envs must be >= 1"),
     (["entropy_cost=-1"], "a2c.entropy_cost must be >= 0"),
+    (["a2c.uniform_kl_cost=-0.1"], "a2c.uniform_kl_cost must be >= 0"),
     (["learning_rate_decay_steps=-5"], "a2c.learning_rate_decay_steps must be >= 0"),
     (["learning_rate_final_fraction=2"], "a2c.learning_rate_final_fraction must be in [0, 1]"),
     (["credit=options"], "a2c.credit must be one of"),
