@@ -113,6 +113,8 @@ def run_arm(arm: Arm, seeds: int, updates: int, batch: int, log_every: int
         return params, optimizer.init(params)
 
     def loss(params, key):
+        # A2C's loss written out for one-step episodes: make_loss takes a time-major rollout
+        # (lambda-returns, frame credit), and here the return is the reward itself.
         pick, act = jax.random.split(key)
         i = jax.random.randint(pick, (batch,), 0, n)
         _, out = net.step(params, net.initial_state(batch), observe(cells[i]),
