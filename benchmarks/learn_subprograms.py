@@ -62,8 +62,12 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
                                      "env_kwargs": {"modes": "macro", **SORTING_SIZES}}),
         "flat": ("addition-flat", {"env": "Sorting-v0", "env_kwargs": {
             "modes": "flat", "reward": "dense", **SORTING_SIZES}}),
+        # A memoryless BUBBLESORT frame cannot tell its start from the return of its first
+        # RESET (pointers 1 and 2 on the first cell, pointer 3 not moved yet), and its step
+        # count saturates after two passes, so Sorting keeps the LSTM of the default network.
         "hierarchical": ("addition-hierarchical", {
             "env": "Sorting-v0", "env_kwargs": SORTING_SIZES,
+            "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
             "curriculum": {"BUBBLESORT": 1, "BUBBLE": 1, "RESET": 1, "BSTEP": 1,
                            "COMPSWAP": 1, "LSHIFT": 1, "RSHIFT": 1}}),
         "size": 5,
