@@ -183,10 +183,13 @@ def test_network__frame_stack_starts_callees_fresh_and_resumes_callers(addition)
     np.testing.assert_allclose(resumed.value, direct.value, rtol=1e-6)
 
 
-@pytest.mark.parametrize("memory", [{}, {"previous_action": True, "frame_step_features": 4}])
+@pytest.mark.parametrize("memory", [
+    {}, {"previous_action": True, "frame_step_features": 4},
+    # the addition-hierarchical preset's kind of network: no core, step counts, thermometers
+    {"core": "none", "frame_step_features": 4, "ordinal_encoding": True}])
 def test_network__unroll_matches_step_by_step(addition, memory):
     """The loss's unroll (teacher-forced actions) reproduces the acting steps, also with the
-    optional per-frame step counts and previous actions."""
+    optional per-frame step counts and previous actions, and without a recurrent core."""
     env, net, params, state, ts = addition
     if memory:
         import dataclasses
@@ -210,6 +213,27 @@ def test_network__unroll_matches_step_by_step(addition, memory):
     out = jax.jit(net.unroll)(params, net.initial_state(8), stack(obs_seq),
                               jnp.stack(first_seq), jnp.stack(actions))
     np.testing.assert_allclose(out.value, jnp.stack(values), rtol=1e-5, atol=1e-6)
+
+
+def test_network__feed_forward_core_remembers_only_the_saturating_step_count(addition):
+    """With ``core="none"`` a frame's only memory is its decision count, one-hot up to
+    ``frame_step_features - 1``: the same observation gives a different output at each count
+    until the count saturates, then the same output for ever (what makes a memoryless ADD
+    frame behave the same at every column of a long instance)."""
+    import dataclasses
+
+    env, _, _, _, ts = addition
+    net = make_network(env, dataclasses.replace(TINY, core="none", frame_step_features=3))
+    first = jnp.ones((8,), bool)
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, first)
+    step = jax.jit(lambda c, f: net.step(params, c, ts.observation, f, None, True))
+    core, values = net.initial_state(8), []
+    for t in range(5):
+        core, out = step(core, first if t == 0 else ~first)
+        values.append(np.asarray(out.value))
+    assert not np.allclose(values[0], values[1]) and not np.allclose(values[1], values[2])
+    np.testing.assert_array_equal(values[2], values[3])
+    np.testing.assert_array_equal(values[3], values[4])
 
 
 @pytest.mark.parametrize("env_id", ["Snake-v1", "Game2048-v1"])
