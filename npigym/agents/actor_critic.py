@@ -687,7 +687,11 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
 
 def summarize(metrics: Dict[str, Any]) -> Dict[str, float]:
     """Pool the stacked metrics of one or more ``train`` calls (numpy, any leading axes) into
-    per-call numbers: episode means over the episodes that ended, loss means over updates."""
+    per-call numbers: episode means over the episodes that ended, loss means over updates.
+
+    An episode mean is NaN when no episode ended in those calls (for example while a
+    curriculum runs only subprogram episodes), and so is a program's success before any of
+    its episodes ended: "no data", not zero."""
     import numpy as np
 
     m = {k: np.asarray(v, np.float64) for k, v in metrics.items()}

@@ -333,3 +333,17 @@ def test_train__reports_program_success_to_an_unlocking_curriculum():
     # ADD1's own rate, from 0, cannot reach 0.5 in two updates (moving average, decay 0.95).
     assert not opened[:, lib.id("ADD")].any()
     assert summarize(metrics)["program_open"].tolist() == opened[-1].tolist()
+
+
+def test_summarize__pools_over_calls_and_says_nan_when_no_episode_ended():
+    metrics = {"episodes": np.array([[2.0], [0.0]]), "return_sum": np.array([[3.0], [0.0]]),
+               "length_sum": np.array([[10.0], [0.0]]), "success_sum": np.array([[1.0], [0.0]]),
+               "program_episodes": np.array([[[4.0, 0.0]], [[4.0, 0.0]]]),
+               "program_success_sum": np.array([[[2.0, 0.0]], [[4.0, 0.0]]]),
+               "loss": np.array([[1.0], [3.0]])}
+    out = summarize(metrics)
+    assert out["episodes"] == 2 and out["return"] == 1.5 and out["length"] == 5
+    assert out["success"] == 0.5 and out["loss"] == 2.0
+    assert out["program_success"][0] == 0.75 and np.isnan(out["program_success"][1])
+    none = summarize({k: v[1:] for k, v in metrics.items()})
+    assert np.isnan(none["success"]) and np.isnan(none["return"])
