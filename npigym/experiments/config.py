@@ -115,11 +115,11 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # decisions instead (frame_step_features), which is all Addition's programs need, and a
     # memoryless ADD frame does the same thing at every column, so a policy right on every
     # column it meets at 5 digits is right at 1,000 (an LSTM's state drifts over a long ADD
-    # frame). Cells are also encoded as
-    # thermometers (ordinal_encoding), and a KL-from-uniform penalty keeps ADD1's digit table
-    # from collapsing under the entropy bonus (benchmarks/digit_bandit.py). Three seeds of
-    # three reach 99 % at 5 digits in 11-19 minutes; one holds 100 % at 1,000 digits, two miss
-    # one rare entry of ADD1's table (benchmarks/results/learn_subprograms.md).
+    # frame). Cells are also encoded as thermometers (ordinal_encoding), and a KL-from-uniform
+    # penalty keeps ADD1's digit table from collapsing under the entropy bonus
+    # (benchmarks/digit_bandit.py). Three seeds of three reach 99 % at 5 digits in 11-19
+    # minutes; one holds 100 % at 1,000 digits, two miss one rare entry of ADD1's table
+    # (benchmarks/results/learn_subprograms.md).
     "addition-hierarchical": {
         "env": "Addition-v0", "env_kwargs": {"max_digits": 5, "reward": "dense"},
         "curriculum": {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
