@@ -45,6 +45,9 @@ class TrainConfig:
     Attributes:
         env: registered environment id (npigym's, or Jumanji's such as ``Snake-v1``).
         env_kwargs: keyword arguments of the environment (``{"max_digits": 5}``).
+        train_env_kwargs: keyword arguments added to ``env_kwargs`` for training only, for a
+            training distribution that differs from the task (Addition's ``nines``: more carry
+            chains); evaluation plays the task as ``env_kwargs`` poses it.
         agent: the agent; ``"a2c"`` (the actor-critic of ``npigym.agents.actor_critic``).
         seed: the first seed; ``num_seeds`` seeds ``seed, seed + 1, ...`` train in one program.
         num_seeds: seeds trained side by side (``jax.vmap``).
@@ -71,6 +74,7 @@ class TrainConfig:
 
     env: str = "Addition-v0"
     env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    train_env_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     agent: str = "a2c"
     seed: int = 0
     num_seeds: int = 1
@@ -254,6 +258,8 @@ def _is_instance(value: Any, tp: Any) -> bool:
 # Building configs from dicts, YAML and key=value words.
 # ----------------------------------------------------------------------------------------------
 SECTIONS = {"a2c": A2CConfig, "network": NetworkConfig, "meta": MetaGradientConfig}
+# Mappings of environment keywords: ``key.name=value`` sets one entry.
+KWARGS_FIELDS = ("env_kwargs", "train_env_kwargs")
 
 
 def valid_keys() -> List[str]:
@@ -269,8 +275,9 @@ def _resolve_key(key: str, env_keywords: Sequence[str]) -> Tuple[str, ...]:
     keys = valid_keys()
     if key in keys:
         return tuple(key.split("."))
-    if key.startswith("env_kwargs."):
-        return ("env_kwargs", key.split(".", 1)[1])
+    for mapping in KWARGS_FIELDS:
+        if key.startswith(mapping + "."):
+            return (mapping, key.split(".", 1)[1])
     matches = [k for k in keys if k.split(".")[-1] == key]
     if len(matches) > 1:  # short names keep meaning the agent's (learning_rate: a2c's)
         not_meta = [k for k in matches if not k.startswith("meta.")]
@@ -314,7 +321,7 @@ def env_keywords(env_id: str) -> List[str]:
 
 
 def _flatten(tree: Mapping[str, Any], prefix: str = "") -> List[Tuple[str, Any]]:
-    """Nested sections as dotted keys; ``env_kwargs`` and ``curriculum`` stay whole."""
+    """Nested sections as dotted keys; the kwargs mappings and ``curriculum`` stay whole."""
     out = []
     for k, v in tree.items():
         if not isinstance(k, str):
@@ -338,7 +345,7 @@ def from_dict(tree: Mapping[str, Any], base: Optional[TrainConfig] = None) -> Tr
     base = base or TrainConfig()
     top: Dict[str, Any] = {f.name: getattr(base, f.name) for f in dataclasses.fields(base)}
     sections = {name: dataclasses.asdict(getattr(base, name)) for name in SECTIONS}
-    env_kwargs = dict(base.env_kwargs)
+    kwargs = {name: dict(getattr(base, name)) for name in KWARGS_FIELDS}
     items = _flatten(tree)
     env_id = dict(items).get("env", base.env)
     if not isinstance(env_id, str):
@@ -347,17 +354,17 @@ def from_dict(tree: Mapping[str, Any], base: Optional[TrainConfig] = None) -> Tr
     for key, value in items:
         path = _resolve_key(key, keywords)
         value = _coerce(value)
-        if path[0] == "env_kwargs" and len(path) == 2:
-            env_kwargs[path[1]] = value
-        elif path[0] == "env_kwargs":
+        if path[0] in KWARGS_FIELDS and len(path) == 2:
+            kwargs[path[0]][path[1]] = value
+        elif path[0] in KWARGS_FIELDS:
             if not isinstance(value, Mapping):
-                raise ConfigError(f"env_kwargs must be a mapping, not {value!r}")
-            env_kwargs.update(value)
+                raise ConfigError(f"{path[0]} must be a mapping, not {value!r}")
+            kwargs[path[0]].update(value)
         elif path[0] in SECTIONS:
             sections[path[0]][path[1]] = value
         else:
             top[path[0]] = value
-    top["env_kwargs"] = env_kwargs
+    top.update(kwargs)
     top.update({name: _build(cls, sections[name]) for name, cls in SECTIONS.items()})
     try:
         return TrainConfig(**top)

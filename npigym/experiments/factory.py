@@ -17,7 +17,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
         config: the training config (``env``, ``env_kwargs``, ``curriculum``).
         size: set the env's size knobs (``min_digits`` / ``max_digits``, ...) to this value;
             any fixed ``time_limit`` is dropped so the default limit scales with the instance.
-        whole_task: leave out the curriculum wrapper (evaluation plays whole tasks).
+        whole_task: the task as posed, for evaluation: no curriculum wrapper and no
+            ``train_env_kwargs``.
 
     Raises:
         ConfigError: for an unknown id, bad keyword arguments, or a size on an env without size
@@ -28,6 +29,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
     import npigym
 
     kwargs = dict(config.env_kwargs)
+    if not whole_task:
+        kwargs.update(config.train_env_kwargs)
     try:
         if config.env in npigym.registered_environments():
             if size is not None:

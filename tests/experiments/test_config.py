@@ -37,6 +37,17 @@ def test_config__overrides_short_full_env_keys_and_lists():
     assert config.time_limit_s is None
 
 
+def test_config__train_env_kwargs_change_training_only():
+    from npigym.experiments.factory import make_env
+
+    config = load_config("addition-macro", ["train_env_kwargs.nines=0.3"])
+    assert config.train_env_kwargs == {"nines": 0.3} and "nines" not in config.env_kwargs
+    assert make_env(config).generator.nines == 0.3
+    assert make_env(config, size=20, whole_task=True).generator.nines is None
+    with pytest.raises(ConfigError, match="train_env_kwargs must be a mapping"):
+        load_config(None, ["train_env_kwargs=3"])
+
+
 def test_config__yaml_round_trip_and_flat_files(tmp_path):
     config = load_config("addition-hierarchical", ["num_seeds=3"])
     path = tmp_path / "config.yaml"

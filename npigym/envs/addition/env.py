@@ -57,6 +57,8 @@ class Addition(ProgramEnv):
     Args:
         min_digits, max_digits: size of the random problems (default 1 and 10). The pad has
             ``max_digits + 4`` columns. Give these or ``generator``, not both.
+        nines: probability of a 9 for each digit of the random problems (a training-difficulty
+            knob: longer carry chains; see ``RandomGenerator``); default uniform digits.
         generator: an ``AdditionGenerator`` (``RandomGenerator``, ``ProblemGenerator`` or your own).
         reward: ``"sparse"`` or ``"dense"``.
         modes: ``"hierarchical"`` (default: the agent executes every program), ``"macro"``
@@ -88,6 +90,7 @@ class Addition(ProgramEnv):
         min_digits: Optional[int] = None,
         max_digits: Optional[int] = None,
         generator: Optional[AdditionGenerator] = None,
+        nines: Optional[float] = None,
         reward: str = "sparse",
         modes: ModesLike = None,
         observation: str = "local",
@@ -98,9 +101,9 @@ class Addition(ProgramEnv):
     ):
         if generator is None:
             generator = RandomGenerator(1 if min_digits is None else min_digits,
-                                        10 if max_digits is None else max_digits)
-        elif min_digits is not None or max_digits is not None:
-            raise ValueError("pass either min_digits/max_digits or a generator, not both "
+                                        10 if max_digits is None else max_digits, nines)
+        elif min_digits is not None or max_digits is not None or nines is not None:
+            raise ValueError("pass either min_digits/max_digits/nines or a generator, not both "
                              f"(the generator {generator!r} sets the sizes)")
         if not isinstance(generator, AdditionGenerator):
             raise TypeError("generator must be an AdditionGenerator, "

@@ -40,15 +40,27 @@ class RandomGenerator(AdditionGenerator):
     The size ``n`` is uniform in ``[min_digits, max_digits]``; one operand has ``n`` digits and
     the other a uniform length in ``[1, n]`` (which one is random); digits are uniform, with no
     leading zeros. An instance costs one 32-bit word from threefry, expanded with an integer hash.
+
+    ``nines`` is a difficulty knob for training distributions: each digit is 9 with this
+    probability and otherwise uniform over the other digits (1-8 for a leading digit, 0-8
+    elsewhere). Carries run through 9s, so more nines mean longer carry chains and more of the
+    rarest column, 9 + 9 + a carry (the only one whose sum is 19: 0.45 % of uniform columns,
+    about 5 % at ``nines=0.3``). ``None`` (the default) is the uniform distribution above.
     """
 
-    def __init__(self, min_digits: int = 1, max_digits: int = 10):
+    def __init__(self, min_digits: int = 1, max_digits: int = 10,
+                 nines: Optional[float] = None):
         super().__init__(max_digits)
         if isinstance(min_digits, bool) or not isinstance(min_digits, (int, np.integer)) \
                 or not 1 <= min_digits <= max_digits:
             raise ValueError(f"min_digits must be an int in [1, max_digits={max_digits}], "
                              f"not {min_digits!r}")
+        if nines is not None and (isinstance(nines, bool)
+                                  or not isinstance(nines, (int, float, np.floating))
+                                  or not 0.0 <= nines <= 1.0):
+            raise ValueError(f"nines must be a probability in [0, 1] or None, not {nines!r}")
         self.min_digits = int(min_digits)
+        self.nines = None if nines is None else float(nines)
 
     def __call__(self, key: chex.PRNGKey) -> Scratchpad:
         seed = seed_word(key)
@@ -61,12 +73,24 @@ class RandomGenerator(AdditionGenerator):
         words = hash_stream(seed, 3 + jnp.arange(self.width))
         low, high = words & 0xFFFF, words >> 16
         pos = _digit_positions(self.width)
-        a = jnp.where((pos == len_a - 1) & (len_a > 1), 1 + scale16(low, 9), scale16(low, 10))
-        b = jnp.where((pos == len_b - 1) & (len_b > 1), 1 + scale16(high, 9), scale16(high, 10))
+        lead_a, lead_b = (pos == len_a - 1) & (len_a > 1), (pos == len_b - 1) & (len_b > 1)
+        if self.nines is None:  # static: the uniform default draws no extra words
+            a = jnp.where(lead_a, 1 + scale16(low, 9), scale16(low, 10))
+            b = jnp.where(lead_b, 1 + scale16(high, 9), scale16(high, 10))
+        else:
+            # A second word per column decides the 9s; the first draws among the other digits.
+            coins = hash_stream(seed, 3 + self.width + jnp.arange(self.width))
+            cut = jnp.uint32(min(round(self.nines * 65536), 65536))
+            a = jnp.where((coins & 0xFFFF) < cut, 9,
+                          jnp.where(lead_a, 1 + scale16(low, 8), scale16(low, 9)))
+            b = jnp.where((coins >> 16) < cut, 9,
+                          jnp.where(lead_b, 1 + scale16(high, 8), scale16(high, 9)))
         return make_scratchpad(a, b, len_a, len_b)
 
     def __repr__(self) -> str:
-        return f"RandomGenerator(min_digits={self.min_digits}, max_digits={self.max_digits})"
+        nines = "" if self.nines is None else f", nines={self.nines}"
+        return (f"RandomGenerator(min_digits={self.min_digits}, max_digits={self.max_digits}"
+                f"{nines})")
 
 
 class ProblemGenerator(AdditionGenerator):
