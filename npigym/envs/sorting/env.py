@@ -59,7 +59,8 @@ class Sorting(ProgramEnv):
       Invalid actions (a masked program, a move off the array, SWAP with pointers 1 and 2 on
       one cell) are no-ops costing ``invalid_action_penalty``.
     - reward: ``"sparse"``: 1 when BUBBLESORT returns with the array sorted (and a permutation
-      of the original). ``"dense"``: also, each step, the inversions it removed over
+      of the original) and pointer 3 on the last cell (all passes counted, as in NPI's
+      trace). ``"dense"``: also, each step, the inversions it removed over
       ``length * (length - 1) / 2`` (SWAP updates the count: O(length) per step, none at
       reset), so a sorted episode sums to the instance's inversions over that maximum.
     - episode end: ``termination`` when BUBBLESORT (the root) returns, sorted or not;

@@ -180,7 +180,11 @@ def postcondition(pad: SortPad, frame: Frame, num_programs: int = c.NUM_MAX_PROG
                   ) -> chex.Array:
     """Whether ``frame``'s program did its job, judged against its snapshot at call time.
 
-    - BUBBLESORT: the array is sorted and a permutation of the original.
+    - BUBBLESORT: the array is sorted and a permutation of the original, and pointer 3 (the
+      pass counter) is on the last cell, where NPI's trace returns. Without it, RETURN right
+      after a pass that happened to sort the array would succeed, yet the local view there is
+      the same as after any other pass: an agent learning from reward was pulled towards
+      returning after its first pass.
     - BUBBLE: pointers 1 and 2 on the last cell, pointer 3 unchanged, and one more cell
       settled than the passes counted by pointer 3: the last ``p3 + 1`` cells hold the largest
       values in order (a pass carried the unsettled prefix's maximum to its place).
@@ -214,7 +218,7 @@ def postcondition(pad: SortPad, frame: Frame, num_programs: int = c.NUM_MAX_PROG
     false = jnp.zeros((), bool)
     rows = [
         false, false, false,  # RETURN and the primitives own no frame
-        settled_suffix(pad, pad.length) & is_permutation(pad),
+        settled_suffix(pad, pad.length) & is_permutation(pad) & (p[c.P3] == last),
         both_last & p3_kept & settled_suffix(pad, snap.pointers[c.P3] + 1),
         (p[c.P1] == 0) & (p[c.P2] == 0) & p3_kept,
         ordered & shifted(+1),

@@ -123,7 +123,7 @@ def test_task__bubble_must_settle_one_more_cell_than_pointer_3_counts(env, start
 def test_task__sort_postcondition_checks_the_permutation(start):
     @jax.jit
     def sort_post(pad, cells):
-        pad = pad.replace(cells=cells)
+        pad = pad.replace(cells=cells, pointers=pad.pointers.at[c.P3].set(pad.length - 1))
         frame = Frame(jnp.int32(c.BUBBLESORT), jnp.zeros(3, jnp.int32), jnp.int32(0),
                       sorting_task.snapshot(pad))
         return sorting_task.postcondition(pad, frame), sorting_task.settled_suffix(
@@ -161,3 +161,13 @@ def test_task__settled_suffix():
     settled = jax.jit(sorting_task.settled_suffix)
     assert [bool(settled(pad, k)) for k in range(7)] == [True, True, True, False, False, False,
                                                          False]
+
+
+def test_task__sort_returns_only_with_pointer_3_at_the_end(env, start, step):
+    # One pass sorts [2, 0, 1, 3], but RETURN there looks like RETURN after any other pass.
+    sort_pass = bubble_pass([True, True, False]) + [RESET]
+    sort_pass += [LSHIFT, P1_LEFT, P2_LEFT, RETURN] * 3 + [RETURN]
+    state, ts = play(start, step, [*sort_pass, RETURN])
+    assert returns(env, ts)[-2:] == [("RESET", True), ("BUBBLESORT", False)]
+    state, ts = play(start, step, [*sort_pass, P3_RIGHT, P3_RIGHT, P3_RIGHT, RETURN])
+    assert returns(env, ts)[-1] == ("BUBBLESORT", True) and bool(ts[-1].extras["success"])
