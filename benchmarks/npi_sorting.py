@@ -83,8 +83,9 @@ def main() -> None:
     lines = [f"# NPI bubble sort: length generalisation (trained on lengths 2-20, "
              f"{args.per_length} traces per length)", "",
              f"{PAPER}.", "",
-             "Success = BUBBLESORT returns with the array sorted; greedy interpreter "
-             "(alpha = 0.5), the env's default step limit (twice the expert's worst case). "
+             "Success = BUBBLESORT returns with the array sorted and pointer 3 at the end; "
+             "greedy interpreter (alpha = 0.5), the env's default step limit (twice the "
+             "expert's worst case). "
              "`auto`: explicit RETURN where a loop's exit is only visible after its last call "
              "(BUBBLESORT, RESET), NPI's end bit elsewhere; `call`: NPI's end bit everywhere.",
              "", "| length | " + " | ".join(f"{s}: success | {s}: first failing program"
