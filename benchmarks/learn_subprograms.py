@@ -66,7 +66,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
         # RESET (pointers 1 and 2 on the first cell, pointer 3 not moved yet), and its step
         # count saturates after two passes, so Sorting keeps the LSTM of the default network.
         "hierarchical": ("addition-hierarchical", {
-            "env": "Sorting-v0", "env_kwargs": SORTING_SIZES,
+            "env": "Sorting-v0", "env_kwargs": SORTING_SIZES, "train_env_kwargs": {},
             "network": {"core_size": 64, "encoder_layers": [64], "head_layers": [64]},
             "curriculum": {"BUBBLESORT": 1, "BUBBLE": 1, "RESET": 1, "BSTEP": 1,
                            "COMPSWAP": 1, "LSHIFT": 1, "RSHIFT": 1}}),
@@ -209,7 +209,11 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     out = Path(args.output) if args.output else RESULTS / f"{name}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# {args.env}, {args.setting}: learning to call subprograms from reward alone", ""]
-    lines.append(f"Config: `{json.dumps({'env_kwargs': config.env_kwargs, 'curriculum': config.curriculum, 'curriculum_max_skip': config.curriculum_max_skip, 'curriculum_max_forced': config.curriculum_max_forced, 'curriculum_unlock': config.curriculum_unlock, 'a2c': {k: v for k, v in config.a2c.__dict__.items()}, 'network': config.network.__dict__}, default=str)}`")  # noqa: E501
+    shown = {name: getattr(config, name) for name in (
+        "env_kwargs", "train_env_kwargs", "curriculum", "curriculum_max_skip",
+        "curriculum_max_forced", "curriculum_unlock")}
+    shown.update(a2c=dict(config.a2c.__dict__), network=dict(config.network.__dict__))
+    lines.append(f"Config: `{json.dumps(shown, default=str)}`")
     lines += ["", f"Compile + first call: {compile_s:.0f} s. Trained {steps:,} env steps per "
                   f"seed in {train_s:.0f} s ({args.seeds} seeds side by side).", "",
               f"## Env steps and training wall time to {args.target:.0%} greedy success at "
