@@ -165,9 +165,9 @@ def test_task__settled_suffix():
 
 def test_task__sort_returns_only_with_pointer_3_at_the_end(env, start, step):
     # One pass sorts [2, 0, 1, 3], but RETURN there looks like RETURN after any other pass.
-    sort_pass = bubble_pass([True, True, False]) + [RESET]
-    sort_pass += [LSHIFT, P1_LEFT, P2_LEFT, RETURN] * 3 + [RETURN]
-    state, ts = play(start, step, [*sort_pass, RETURN])
+    reset = [RESET, *[LSHIFT, P1_LEFT, P2_LEFT, RETURN] * 3, RETURN]
+    sort_pass = [*bubble_pass([True, True, False]), *reset]
+    _, ts = play(start, step, [*sort_pass, RETURN])
     assert returns(env, ts)[-2:] == [("RESET", True), ("BUBBLESORT", False)]
-    state, ts = play(start, step, [*sort_pass, P3_RIGHT, P3_RIGHT, P3_RIGHT, RETURN])
+    _, ts = play(start, step, [*sort_pass, P3_RIGHT, P3_RIGHT, P3_RIGHT, RETURN])
     assert returns(env, ts)[-1] == ("BUBBLESORT", True) and bool(ts[-1].extras["success"])
