@@ -57,7 +57,9 @@ class Sorting(ProgramEnv):
           pointers (3,) int32)``.
     - action: ``(program, arg0, arg1, arg2)`` in ``[10, 3, 2, 1]``; MOVE_PTR reads (ptr, dir).
       Invalid actions (a masked program, a move off the array, SWAP with pointers 1 and 2 on
-      one cell) are no-ops costing ``invalid_action_penalty``.
+      one cell, moving pointer 3 right onto cell ``k`` while the last ``k`` cells are not yet
+      settled, so that it counts only passes made) are no-ops costing
+      ``invalid_action_penalty``.
     - reward: ``"sparse"``: 1 when BUBBLESORT returns with the array sorted (and a permutation
       of the original) and pointer 3 on the last cell (all passes counted, as in NPI's
       trace). ``"dense"``: also, each step, the inversions it removed over

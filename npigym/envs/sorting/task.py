@@ -59,7 +59,18 @@ def swap_inversion_change(cells: chex.Array, i: chex.Array, j: chex.Array) -> ch
 def apply_primitive(pad: SortPad, program: chex.Array, args: chex.Array,
                     track_inversions: bool = False) -> Tuple[SortPad, chex.Array]:
     """MOVE_PTR(ptr, dir) or SWAP. Invalid: a move off the array (no wrap-around), a SWAP with
-    pointers 1 and 2 on the same cell (it would change nothing).
+    pointers 1 and 2 on the same cell (it would change nothing), and moving pointer 3, the
+    pass counter, right onto a cell ``k`` while the last ``k`` cells are not settled (see
+    :func:`settled_suffix`).
+
+    The last rule makes pointer 3 an honest count of the passes: after ``k`` bubble passes at
+    least ``k`` cells are settled, so the expert's ``PTR 3 RIGHT`` after each RESET is always
+    valid, while an agent cannot advance the counter without the passes. Without it, an agent
+    learning BUBBLESORT from reward found a fixed schedule (one or two BUBBLEs, each followed by
+    several ``PTR 3 RIGHT``) that sorts most arrays of the training lengths and fails on the
+    rest: BUBBLESORT's postcondition (pointer 3 at the end) was met without the passes, and
+    BUBBLE's (``p3 + 1`` cells settled) was made unreachable by a counter that ran ahead.
+    O(length) elementwise work, like the dense reward's count.
 
     ``track_inversions`` (static) keeps ``inversions_removed`` up to date for the dense
     reward, an O(length) sum per step; without it SWAP is O(1).
@@ -70,6 +81,8 @@ def apply_primitive(pad: SortPad, program: chex.Array, args: chex.Array,
     ptr = jnp.clip(args[0], 0, c.NUM_POINTERS - 1)
     target = pointers[ptr] + jnp.where(args[1] == c.LEFT, -1, 1)
     move_ok = (target >= 0) & (target < pad.length) & (args[1] >= c.LEFT) & (args[1] <= c.RIGHT)
+    counter_ahead = (ptr == c.P3) & (args[1] == c.RIGHT) & ~settled_suffix(pad, target)
+    move_ok &= ~counter_ahead
     is_move = program == c.MOVE_PTR
     moved = jnp.where(is_move & (jnp.arange(c.NUM_POINTERS) == ptr),
                       jnp.clip(target, 0, pad.length - 1), pointers)

@@ -72,9 +72,21 @@ def test_task__swap_on_one_cell_and_moves_past_the_end_are_invalid_no_ops(env, s
     state, ts = play(start, step, [BUBBLE, BSTEP, COMPSWAP, SWAP])  # pointers 1 and 2 both on 0
     assert bool(ts[-1].extras["invalid_action"])
     np.testing.assert_array_equal(np.asarray(state.task.cells), [3, 1, 2, 4])
-    state, ts = play(start, step, [P3_RIGHT] * 4)
-    assert [bool(t.extras["invalid_action"]) for t in ts] == [False] * 3 + [True]
+
+
+def test_task__pointer_3_counts_only_passes_made(env, start, step):
+    # [2, 0, 1, 3]: only the last cell is settled, so pointer 3 may move right once.
+    state, ts = play(start, step, [P3_RIGHT] * 3)
+    assert [bool(t.extras["invalid_action"]) for t in ts] == [False, True, True]
+    assert int(state.task.pointers[c.P3]) == 1
+    # After one pass ([0, 1, 2, 3], sorted) every cell is settled: it may go to the end, and
+    # no further (a move off the array).
+    state, ts = play(start, step, [*bubble_pass([True, True, False]), *[P3_RIGHT] * 4])
+    assert [bool(t.extras["invalid_action"]) for t in ts[-4:]] == [False] * 3 + [True]
     assert int(state.task.pointers[c.P3]) == 3
+    # Moving it left is always allowed.
+    state, ts = play(start, step, [P3_RIGHT, act(c.MOVE_PTR, c.P3, c.LEFT)])
+    assert not any(bool(t.extras["invalid_action"]) for t in ts)
 
 
 @pytest.mark.parametrize("actions, expected", [
