@@ -73,7 +73,8 @@ def apply_primitive(pad: SortPad, program: chex.Array, args: chex.Array,
     O(length) elementwise work, like the dense reward's count.
 
     ``track_inversions`` (static) keeps ``inversions_removed`` up to date for the dense
-    reward, an O(length) sum per step; without it SWAP is O(1).
+    reward, an O(length) sum per step; without it SWAP is O(1) (the step is O(length) anyway,
+    for pointer 3's check: about 25 % of Sorting's env step at 4,096 envs).
     """
     chex.assert_shape(args, (3,))
     pointers = pad.pointers

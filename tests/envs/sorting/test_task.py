@@ -68,7 +68,7 @@ def test_task__moves_stay_on_the_array_and_swap_exchanges_the_bubble_pointers(en
     np.testing.assert_array_equal(np.asarray(ts[-1].observation.local), [0, 2, 1, 0, 0, 0, 0, 0])
 
 
-def test_task__swap_on_one_cell_and_moves_past_the_end_are_invalid_no_ops(env, start, step):
+def test_task__swap_on_one_cell_is_an_invalid_no_op(env, start, step):
     state, ts = play(start, step, [BUBBLE, BSTEP, COMPSWAP, SWAP])  # pointers 1 and 2 both on 0
     assert bool(ts[-1].extras["invalid_action"])
     np.testing.assert_array_equal(np.asarray(state.task.cells), [3, 1, 2, 4])
