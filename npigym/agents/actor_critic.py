@@ -297,6 +297,7 @@ class ActorState(NamedTuple):
     env_state: Any
     obs: Any  # the observation the next decision is taken from
     first: chex.Array  # (B,) ``obs`` starts an episode
+    invalid: chex.Array  # (B,) the step that produced ``obs`` was an invalid no-op
     core: CoreState  # the network's recurrent state before ``obs``
     episode_return: chex.Array  # (B,) env reward so far in the current episode
     episode_length: chex.Array  # (B,)
@@ -308,6 +309,9 @@ class Rollout(NamedTuple):
     Attributes:
         obs: ``[T + 1, B]`` observations; the last one is only bootstrapped from.
         first: ``[T + 1, B]`` the observation starts an episode.
+        invalid: ``[T + 1, B]`` the step that produced the observation was an invalid no-op
+            (the env's ``extras["invalid_action"]``; False where the observation starts an
+            episode and in envs that do not report invalid actions).
         action: ``[T, B, ...]`` actions taken.
         reward: ``[T, B]`` env reward plus shaping (plus, with ``subtree_reward``, the env
             reward of the decision's callees).
@@ -330,6 +334,7 @@ class Rollout(NamedTuple):
 
     obs: Any
     first: chex.Array
+    invalid: chex.Array
     action: chex.Array
     reward: chex.Array
     discount: chex.Array
@@ -359,7 +364,8 @@ def init_actor(env: VmapAutoResetWrapper, network: Network, key: chex.PRNGKey,
     env_state, timestep = env.reset(jax.random.split(key, num_envs))
     zeros = jnp.zeros((num_envs,), jnp.float32)
     return ActorState(env_state, timestep.observation, jnp.ones((num_envs,), bool),
-                      network.initial_state(num_envs), zeros, jnp.zeros((num_envs,), jnp.int32))
+                      jnp.zeros((num_envs,), bool), network.initial_state(num_envs), zeros,
+                      jnp.zeros((num_envs,), jnp.int32))
 
 
 def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
@@ -373,10 +379,12 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
 
     def env_step(params, carry, key):
         actor: ActorState = carry
-        core, out = network.step(params, actor.core, actor.obs, actor.first, key)
+        core, out = network.step(params, actor.core, actor.obs, actor.first, key,
+                                 invalid=actor.invalid)
         action = out.policy.action
         env_state, ts = env.step(actor.env_state, action)
         last = ts.last()
+        invalid = jnp.asarray(ts.extras.get("invalid_action", jnp.zeros_like(last)), bool)
         truncated = last & (ts.discount > 0)
         reward = ts.reward.astype(jnp.float32) - config.step_penalty
         if program_env:
@@ -406,7 +414,7 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
         # cond skips the extra forward pass on the (most) steps where nothing was truncated.
         def boot(_):
             not_first = jnp.zeros_like(actor.first)
-            return network.value(params, core, ts.extras["next_obs"], not_first)
+            return network.value(params, core, ts.extras["next_obs"], not_first, invalid)
 
         zeros = jnp.zeros(last.shape, jnp.float32)
         boot_value, boot_outer = jax.lax.cond(jnp.any(truncated), boot,
@@ -414,7 +422,8 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
         episode_return = actor.episode_return + ts.reward
         episode_length = actor.episode_length + 1
         step = dict(
-            obs=actor.obs, first=actor.first, action=action, reward=reward,
+            obs=actor.obs, first=actor.first, invalid=actor.invalid, action=action,
+            reward=reward,
             task_reward=ts.reward.astype(jnp.float32),
             discount=ts.discount.astype(jnp.float32), last=last, truncated=truncated,
             frame_end=frame_end,
@@ -428,7 +437,8 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
             # A curriculum's episodes say which program they started in; others start at
             # the root.
             episode_program=ts.extras.get("start_program", jnp.full(last.shape, root_id)))
-        actor = ActorState(env_state, ts.observation, last, core,
+        # An auto-reset observation follows no step of its episode.
+        actor = ActorState(env_state, ts.observation, last, invalid & ~last, core,
                            jnp.where(last, 0.0, episode_return),
                            jnp.where(last, 0, episode_length))
         return actor, step
@@ -440,6 +450,7 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
         obs = jax.tree.map(lambda xs, x: jnp.concatenate([xs, x[None]]), steps.pop("obs"),
                            actor.obs)
         first = jnp.concatenate([steps.pop("first"), actor.first[None]])
+        invalid = jnp.concatenate([steps.pop("invalid"), actor.invalid[None]])
         task_reward = steps.pop("task_reward")
         if config.subtree_reward:
             nxt = jax.vmap(frame_successors, in_axes=(1, 1, 0, None), out_axes=1)(
@@ -447,7 +458,7 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
             ends = steps["frame_end"] | steps["last"]
             steps["reward"] = steps["reward"] + jax.vmap(callee_reward, in_axes=1, out_axes=1)(
                 task_reward, nxt, ends)
-        return actor, Rollout(obs=obs, first=first, core=start_core, **steps)
+        return actor, Rollout(obs=obs, first=first, invalid=invalid, core=start_core, **steps)
 
     return rollout
 
@@ -497,7 +508,7 @@ def make_loss(network: Network, config: A2CConfig
         # Evaluate the taken actions (and the final observation's value) in one unroll.
         pad = jnp.zeros_like(rollout.action[:1])
         out = network.unroll(params, rollout.core, rollout.obs, rollout.first,
-                             jnp.concatenate([rollout.action, pad]))
+                             jnp.concatenate([rollout.action, pad]), rollout.invalid)
         log_prob, entropy = out.policy.log_prob[:-1], out.policy.entropy[:-1]
         value, outer_value = out.value, out.outer_value  # [T + 1, B]
 

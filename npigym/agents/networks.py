@@ -75,6 +75,14 @@ class NetworkConfig:
             called last, one-hot; "none" at the frame's start), as R2D2-style agents feed the
             last action. A frame that cycles through calls whose effects look alike (Sorting's
             BUBBLE, RESET, PTR 3 RIGHT) then knows where it is without counting.
+        previous_invalid: also feed the acting frame whether the env's previous step was an
+            invalid no-op (the env's ``extras["invalid_action"]``; False in envs that do not
+            report it). Only the frame that made the invalid call can see it: the call
+            changed nothing, the depth included. Why: a failed call may leave the frame's
+            input exactly as a successful one does. Sorting's ``PTR 3 RIGHT`` onto an
+            unsettled cell changes no flag in the local view, so with the same view and the
+            same previous call a greedy BUBBLESORT cannot tell a refused move from a made
+            one, and retries the refused one until the step limit.
         ordinal_encoding: also encode each categorical observation leaf as a thermometer
             (``x > k`` for every ``k``) next to its one-hot. From one-hot codes alone the
             encoder must learn the order of the values from reward; with the thermometer,
@@ -94,6 +102,7 @@ class NetworkConfig:
     frame_stack: bool = True
     frame_step_features: int = 0
     previous_action: bool = False
+    previous_invalid: bool = False
     ordinal_encoding: bool = False
 
 
@@ -292,14 +301,18 @@ class FrameStackCore(hk.Module):
     on RETURN (depth shrank) the caller resumes from the state it had when it made the call.
     Every frame's state is reset on the first step of an episode. With ``max_depth=1`` this is
     the usual recurrent state reset at episode boundaries. With ``step_features > 0`` each
-    frame also counts its decisions (see ``NetworkConfig.frame_step_features``).
+    frame also counts its decisions (see ``NetworkConfig.frame_step_features``); with
+    ``num_actions > 0`` it remembers its previous decision (``NetworkConfig.previous_action``);
+    with ``invalid_feature`` the core and heads also see the step's ``invalid`` flag
+    (``NetworkConfig.previous_invalid``).
     """
 
     def __init__(self, core: hk.RNNCore, max_depth: int, step_features: int = 0,
-                 num_actions: int = 0, name: Optional[str] = None):
+                 num_actions: int = 0, invalid_feature: bool = False,
+                 name: Optional[str] = None):
         super().__init__(name=name)
         self.core, self.max_depth, self.step_features = core, max_depth, step_features
-        self.num_actions = num_actions
+        self.num_actions, self.invalid_feature = num_actions, invalid_feature
 
     def _zero(self, batch_size: int) -> Any:
         # (core state, decisions made, previous decision: num_actions means none yet)
@@ -311,8 +324,10 @@ class FrameStackCore(hk.Module):
         frames = jax.tree.map(lambda s: jnp.repeat(s[:, None], self.max_depth, axis=1), one)
         return CoreState(frames, jnp.zeros((batch_size,), jnp.int32))
 
-    def __call__(self, x: chex.Array, depth: chex.Array, first: chex.Array, state: CoreState
-                 ) -> Tuple[chex.Array, CoreState]:
+    def __call__(self, x: chex.Array, depth: chex.Array, first: chex.Array, state: CoreState,
+                 invalid: Optional[chex.Array] = None) -> Tuple[chex.Array, CoreState]:
+        """One decision per env. ``invalid`` (B,): the step that led to this input was an
+        invalid no-op (ignored where ``first``; None: no step was)."""
         chex.assert_rank([x, depth, first], [2, 1, 1])
         batch = x.shape[0]
         depth = jnp.clip(depth, 0, self.max_depth - 1)
@@ -334,6 +349,11 @@ class FrameStackCore(hk.Module):
                                         self.step_features))
         if self.num_actions:
             extra.append(jax.nn.one_hot(previous, self.num_actions + 1))
+        if self.invalid_feature:
+            # An invalid call is a no-op, so the frame acting now is the one that made it:
+            # the flag needs no per-frame memory. An episode's first input follows no step.
+            failed = jnp.zeros_like(first) if invalid is None else invalid & ~first
+            extra.append(failed.astype(x.dtype)[:, None])
         x = jnp.concatenate([x, *extra], axis=-1)
         out, core_state = self.core(x, core_state)
         out = jnp.concatenate([out, *extra], axis=-1)
@@ -579,7 +599,7 @@ class ActorCriticNet(hk.Module):
         else:
             num_actions = int(np.asarray(getattr(info.action_spec, "num_values", 0)).reshape(-1)[0])
         self.core = FrameStackCore(core, depth, config.frame_step_features, num_actions,
-                                   name="frames")
+                                   config.previous_invalid, name="frames")
 
     def initial_state(self, batch_size: int) -> CoreState:
         return self.core.initial_state(batch_size)
@@ -604,11 +624,11 @@ class ActorCriticNet(hk.Module):
         parts.append(jax.nn.one_hot(obs.depth, info.max_depth))
         return jnp.concatenate(parts, axis=-1)
 
-    def core_step(self, x: chex.Array, obs: Any, first: chex.Array, state: CoreState
-                  ) -> Tuple[chex.Array, CoreState]:
+    def core_step(self, x: chex.Array, obs: Any, first: chex.Array, state: CoreState,
+                  invalid: Optional[chex.Array] = None) -> Tuple[chex.Array, CoreState]:
         depth = obs.depth if (self.info.is_program_env and self.config.frame_stack) \
             else jnp.zeros(first.shape, jnp.int32)
-        return self.core(x, depth, first, state)
+        return self.core(x, depth, first, state, invalid)
 
     def record(self, state: CoreState, action: chex.Array) -> CoreState:
         """Note the action each env's acting frame took (for ``previous_action``)."""
@@ -651,12 +671,16 @@ class Network(NamedTuple):
 
     - ``init(key, obs, first) -> params`` from one batch of observations;
     - ``initial_state(batch_size) -> CoreState`` (zeros, no params needed);
-    - ``step(params, state, obs, first, key, greedy) -> (state, StepOutput)``: one decision per
-      env (``key`` may be None when ``greedy``);
-    - ``unroll(params, state, obs, first, actions) -> StepOutput``: evaluate the actions of a
-      time-major sequence ``[T, B]`` (teacher forcing), the loss's pass;
-    - ``value(params, state, obs, first) -> (value, outer_value)``: values of one batch of
-      observations from ``state``, without changing it.
+    - ``step(params, state, obs, first, key, greedy, action=None, invalid=None) -> (state,
+      StepOutput)``: one decision per env (``key`` may be None when ``greedy``);
+    - ``unroll(params, state, obs, first, actions, invalid=None) -> StepOutput``: evaluate the
+      actions of a time-major sequence ``[T, B]`` (teacher forcing), the loss's pass;
+    - ``value(params, state, obs, first, invalid=None) -> (value, outer_value)``: values of
+      one batch of observations from ``state``, without changing it.
+
+    ``invalid`` (shaped like ``first``): the env step that produced ``obs`` was an invalid
+    no-op (``extras["invalid_action"]``). Only ``NetworkConfig.previous_invalid`` reads it;
+    None means False.
     """
 
     init: Callable[..., Any]
@@ -676,30 +700,32 @@ def make_network(env: Any, config: Optional[NetworkConfig] = None) -> Network:
     def forward():
         net = ActorCriticNet(info, config, name="actor_critic")
 
-        def step(state, obs, first, key, greedy=False, action=None):
+        def step(state, obs, first, key, greedy=False, action=None, invalid=None):
             x = net.features(obs, batch_ndim=1)
-            out, state = net.core_step(x, obs, first, state)
+            out, state = net.core_step(x, obs, first, state, invalid)
             o = net.heads(out, x, obs, action, key, greedy)
             return net.record(state, o.policy.action), o
 
-        def unroll(state, obs, first, actions):
+        def unroll(state, obs, first, actions, invalid=None):
             # Encoder and heads run batched over T * B outside the time loop (large matmuls);
             # only the recurrent core steps through time.
             x = net.features(obs, batch_ndim=2)
             depth = obs.depth if info.is_program_env else jnp.zeros(first.shape, jnp.int32)
+            invalid = jnp.zeros_like(first) if invalid is None else invalid
 
             def core_fn(s, inputs):
-                xt, dt, ft, at = inputs
-                out, s = net.core(xt, dt if config.frame_stack else jnp.zeros_like(dt), ft, s)
+                xt, dt, ft, at, it = inputs
+                out, s = net.core(xt, dt if config.frame_stack else jnp.zeros_like(dt), ft, s,
+                                  it)
                 return out, net.record(s, at)
 
             core_out, _ = hk.dynamic_unroll(lambda inputs, s: core_fn(s, inputs),
-                                            (x, depth, first, actions), state)
+                                            (x, depth, first, actions, invalid), state)
             return net.heads(core_out, x, obs, actions, None, False)
 
-        def value(state, obs, first):
+        def value(state, obs, first, invalid=None):
             x = net.features(obs, batch_ndim=1)
-            out, _ = net.core_step(x, obs, first, state)
+            out, _ = net.core_step(x, obs, first, state, invalid)
             o = net.heads(out, x, obs, None, None, True)
             return o.value, o.outer_value
 

@@ -52,7 +52,7 @@ def make_evaluator(env: Any, network: Network, num_episodes: int, greedy: bool =
         zeros_f = jnp.zeros((num_episodes,), jnp.float32)
         zeros_i = jnp.zeros((num_episodes,), jnp.int32)
         false = jnp.zeros((num_episodes,), bool)
-        carry = dict(env_state=env_state, obs=ts.observation, first=~false,
+        carry = dict(env_state=env_state, obs=ts.observation, first=~false, invalid=false,
                      core=network.initial_state(num_episodes), key=key, done=false,
                      success=false, truncated=false, ret=zeros_f, length=zeros_i,
                      t=jnp.zeros((), jnp.int32))
@@ -62,13 +62,16 @@ def make_evaluator(env: Any, network: Network, num_episodes: int, greedy: bool =
 
         def body(c):
             key, step_key = jax.random.split(c["key"])
-            core, out = network.step(params, c["core"], c["obs"], c["first"], step_key, greedy)
+            core, out = network.step(params, c["core"], c["obs"], c["first"], step_key, greedy,
+                                     invalid=c["invalid"])
             env_state, ts = jax.vmap(env.step)(c["env_state"], out.policy.action)
             live = ~c["done"]
             last = ts.last() & live
             success = ts.extras["success"] if program_env else ts.extras.get("success", false)
             return dict(
-                env_state=env_state, obs=ts.observation, first=false, core=core, key=key,
+                env_state=env_state, obs=ts.observation, first=false,
+                invalid=jnp.asarray(ts.extras.get("invalid_action", false), bool), core=core,
+                key=key,
                 done=c["done"] | last, success=c["success"] | (last & success),
                 truncated=c["truncated"] | (last & (ts.discount > 0)),
                 ret=c["ret"] + jnp.where(live, ts.reward, 0.0),
@@ -231,14 +234,16 @@ def agent_policy(network: Network, params: Any, greedy: bool = True, seed: int =
     It keeps the agent's recurrent state between calls, so it must see one episode's steps in
     order from its first (``play`` does exactly that).
     """
-    step = jax.jit(lambda core, obs, first, key: network.step(params, core, obs, first, key,
-                                                              greedy))
+    step = jax.jit(lambda core, obs, first, invalid, key: network.step(
+        params, core, obs, first, key, greedy, invalid=invalid))
     memory = {"core": network.initial_state(1), "first": True, "key": jax.random.PRNGKey(seed)}
 
     def policy(state: Any, timestep: Any) -> np.ndarray:
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], timestep.observation)
         key, sub = jax.random.split(memory["key"])
-        core, out = step(memory["core"], obs, jnp.asarray([memory["first"]]), sub)
+        invalid = bool(timestep.extras.get("invalid_action", False))
+        core, out = step(memory["core"], obs, jnp.asarray([memory["first"]]),
+                         jnp.asarray([invalid]), sub)
         memory.update(core=core, first=False, key=key)
         return np.asarray(out.policy.action[0])
 

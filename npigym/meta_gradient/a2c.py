@@ -71,7 +71,7 @@ def make_outer_loss(network: Network, a2c: A2CConfig, meta: MetaGradientConfig):
     def log_probs(params, batch: Rollout):
         pad = jnp.zeros_like(batch.action[:1])
         out = network.unroll(params, batch.core, batch.obs, batch.first,
-                             jnp.concatenate([batch.action, pad]))
+                             jnp.concatenate([batch.action, pad]), batch.invalid)
         return out
 
     def outer_loss(params, old_params, batch: Rollout, hyper: HyperParams

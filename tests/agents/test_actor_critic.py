@@ -188,6 +188,7 @@ def test_rollout_and_loss__shapes_auto_reset_and_differentiable_hyperparameters(
     np.testing.assert_array_equal(batch.first[1:], batch.last)
     assert batch.last.any()
     assert (np.asarray(batch.episode_length)[np.asarray(batch.last)] >= 1).all()
+    assert batch.invalid.shape == (T + 1, B)
     assert isinstance(grad, HyperParams)
     assert float(grad.discount) != 0.0 and float(grad.gae_lambda) != 0.0
     assert float(grad.entropy_cost) != 0.0
@@ -228,6 +229,22 @@ def test_rollout__root_return_penalty_prices_only_failed_episode_ends(macro):
     np.testing.assert_array_equal(reward[gave_up], -2.0)
     np.testing.assert_array_equal(reward[~gave_up], np.asarray(batch.episode_success,
                                                                np.float32)[~gave_up])
+
+
+def test_rollout__flags_the_observations_that_follow_an_invalid_no_op():
+    """``Rollout.invalid`` is the env's ``extras["invalid_action"]`` of the step that produced
+    each observation (the network's ``previous_invalid`` input): where it is set, the
+    observation equals the one before (an invalid call moves nothing, not even the depth)."""
+    env = npigym.make("Addition-v0", max_digits=2)  # hierarchical: primitives can fail
+    network = make_network(env, dataclasses.replace(TINY_NET, previous_invalid=True))
+    trainer = make_train(env, network, A2CConfig(num_envs=8, rollout_length=16))
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    _, batch = jax.jit(trainer.rollout)(state.params, state.actor, jax.random.PRNGKey(1))
+    invalid = np.asarray(batch.invalid)
+    assert invalid.shape == (17, 8) and not invalid[0].any() and invalid.any()
+    for leaf in jax.tree.leaves(batch.obs):
+        leaf = np.asarray(leaf)
+        np.testing.assert_array_equal(leaf[1:][invalid[1:]], leaf[:-1][invalid[1:]])
 
 
 def test_train__learning_rate_is_read_from_the_hyperparameters(macro):

@@ -186,10 +186,13 @@ def test_network__frame_stack_starts_callees_fresh_and_resumes_callers(addition)
 @pytest.mark.parametrize("memory", [
     {}, {"previous_action": True, "frame_step_features": 4},
     # the addition-hierarchical preset's kind of network: no core, step counts, thermometers
-    {"core": "none", "frame_step_features": 4, "ordinal_encoding": True}])
+    {"core": "none", "frame_step_features": 4, "ordinal_encoding": True},
+    # hierarchical Sorting's: previous call and whether the last step was an invalid no-op
+    {"core": "none", "previous_action": True, "previous_invalid": True}])
 def test_network__unroll_matches_step_by_step(addition, memory):
     """The loss's unroll (teacher-forced actions) reproduces the acting steps, also with the
-    optional per-frame step counts and previous actions, and without a recurrent core."""
+    optional per-frame step counts, previous actions and invalid flags, and without a
+    recurrent core."""
     env, net, params, state, ts = addition
     if memory:
         import dataclasses
@@ -198,20 +201,25 @@ def test_network__unroll_matches_step_by_step(addition, memory):
         params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((8,), bool))
     step = jax.jit(net.step)
     core = net.initial_state(8)
-    first = jnp.ones((8,), bool)
-    obs_seq, first_seq, actions, values = [], [], [], []
+    first = invalid = jnp.ones((8,), bool)  # an episode's first flag must be ignored
+    obs_seq, first_seq, invalid_seq, actions, values = [], [], [], [], []
     env_step = jax.jit(jax.vmap(env.step))
-    for t in range(4):
-        core2, out = step(params, core, ts.observation, first, jax.random.PRNGKey(t))
+    for t in range(6):
+        core2, out = step(params, core, ts.observation, first, jax.random.PRNGKey(t),
+                          invalid=invalid)
         obs_seq.append(ts.observation)
         first_seq.append(first)
+        invalid_seq.append(invalid)
         actions.append(out.policy.action)
         values.append(out.value)
         state, ts = env_step(state, out.policy.action)
+        # random flags, not the env's: this checks the plumbing, and these few steps of an
+        # untrained policy may make no invalid call at all
         core, first = core2, ts.last()
+        invalid = jax.random.bernoulli(jax.random.PRNGKey(100 + t), 0.5, (8,))
     stack = lambda xs: jax.tree.map(lambda *x: jnp.stack(x), *xs)  # noqa: E731
     out = jax.jit(net.unroll)(params, net.initial_state(8), stack(obs_seq),
-                              jnp.stack(first_seq), jnp.stack(actions))
+                              jnp.stack(first_seq), jnp.stack(actions), jnp.stack(invalid_seq))
     np.testing.assert_allclose(out.value, jnp.stack(values), rtol=1e-5, atol=1e-6)
 
 
@@ -234,6 +242,28 @@ def test_network__feed_forward_core_remembers_only_the_saturating_step_count(add
     assert not np.allclose(values[0], values[1]) and not np.allclose(values[1], values[2])
     np.testing.assert_array_equal(values[2], values[3])
     np.testing.assert_array_equal(values[3], values[4])
+
+
+def test_network__previous_invalid_flag_reaches_the_outputs_only_when_configured(addition):
+    """With ``previous_invalid`` the same input gives a different output after an invalid
+    step, except at an episode's first step (which follows no step of its episode); without
+    it the flag is ignored."""
+    env, net, params, _, ts = addition
+    flagged = make_network(env, dataclasses.replace(TINY, previous_invalid=True))
+    flagged_params = jax.jit(flagged.init)(jax.random.PRNGKey(1), ts.observation,
+                                           jnp.ones((8,), bool))
+    yes, no = jnp.ones((8,), bool), jnp.zeros((8,), bool)
+
+    def values(n, p, first, invalid):
+        return np.asarray(n.value(p, n.initial_state(8), ts.observation, first, invalid)[0])
+
+    assert not np.allclose(values(flagged, flagged_params, no, yes),
+                           values(flagged, flagged_params, no, no))
+    np.testing.assert_array_equal(values(flagged, flagged_params, yes, yes),
+                                  values(flagged, flagged_params, yes, no))
+    np.testing.assert_array_equal(values(flagged, flagged_params, no, None),
+                                  values(flagged, flagged_params, no, no))
+    np.testing.assert_array_equal(values(net, params, no, yes), values(net, params, no, no))
 
 
 @pytest.mark.parametrize("env_id", ["Snake-v1", "Game2048-v1"])
