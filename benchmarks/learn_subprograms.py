@@ -62,21 +62,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
                                      "env_kwargs": {"modes": "macro", **SORTING_SIZES}}),
         "flat": ("addition-flat", {"env": "Sorting-v0", "env_kwargs": {
             "modes": "flat", "reward": "dense", **SORTING_SIZES}}),
-        # The Addition preset's agent, with three changes. Each frame also sees its previous
-        # call (network.previous_action): a memoryless BUBBLESORT frame cannot otherwise tell
-        # its start from the return of its first RESET. The dense reward (inversions removed)
-        # pays each extra pass. Rollouts are 128 steps (32 envs, the same batch): a caller's
-        # decision is trained only if its callee returns within the rollout, and a BUBBLE of
-        # 5 cells runs 33 or more steps, so with 32-step rollouts BUBBLESORT never learned
-        # from its BUBBLE calls at that length.
-        "hierarchical": ("addition-hierarchical", {
-            "env": "Sorting-v0", "env_kwargs": {**SORTING_SIZES, "reward": "dense"},
-            "train_env_kwargs": {},
-            "network": {**PRESETS["addition-hierarchical"]["network"], "previous_action": True},
-            "a2c": {**PRESETS["addition-hierarchical"]["a2c"], "num_envs": 32,
-                    "rollout_length": 128},
-            "curriculum": {"BUBBLESORT": 1, "BUBBLE": 1, "RESET": 1, "BSTEP": 1,
-                           "COMPSWAP": 1, "LSHIFT": 1, "RSHIFT": 1}}),
+        "hierarchical": ("sorting-hierarchical", {}),
         "size": 5,
     },
 }

@@ -137,6 +137,30 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
                     "frame_step_features": 8, "ordinal_encoding": True},
     },
+    # Sorting, hierarchical: the Addition recipe (frame credit, subtree reward, callees-first
+    # curriculum over every program, memoryless frames) with four changes. Each frame sees its
+    # previous call (previous_action): BUBBLESORT's cycle BUBBLE, RESET, PTR 3 RIGHT has no
+    # other trace in its view. It also sees whether that call was refused as an invalid no-op
+    # (previous_invalid): a refused PTR 3 RIGHT changes nothing the frame sees, so a greedy
+    # BUBBLESORT would retry it until the step limit. No step counts (frame_step_features=0):
+    # with the previous call every Sorting program is a function of what its frame sees, and
+    # a count that saturates only on long passes is a state 2-5 element training never shows
+    # (with 8 counts BUBBLE failed 97 of 114 passes at 50 elements). Rollouts are 128 steps:
+    # a caller's decision is trained only when its callee returns inside the rollout, and a
+    # BUBBLE over 5 cells runs 33 steps or more (benchmarks/results/learn_subprograms.md).
+    "sorting-hierarchical": {
+        "env": "Sorting-v0", "env_kwargs": {"min_length": 2, "max_length": 5, "reward": "dense"},
+        "eval_lengths": [5, 20, 100],
+        "curriculum": {"BUBBLESORT": 1, "BUBBLE": 1, "RESET": 1, "BSTEP": 1, "COMPSWAP": 1,
+                       "LSHIFT": 1, "RSHIFT": 1},
+        "curriculum_max_forced": 4, "curriculum_unlock": 0.8,
+        "a2c": {"num_envs": 32, "rollout_length": 128, "learning_rate": 1e-3,
+                "credit": "frame", "postcondition_bonus": 1.0, "subtree_reward": True,
+                "uniform_kl_cost": 0.01},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "frame_step_features": 0, "previous_action": True,
+                    "previous_invalid": True, "ordinal_encoding": True},
+    },
     # Jumanji's Snake with the network sizes of Jumanji's own A2C baseline.
     "snake": {
         "env": "Snake-v1", "eval_lengths": [],
