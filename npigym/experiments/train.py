@@ -26,6 +26,7 @@ import numpy as np
 from npigym.agents.actor_critic import Trainer, TrainState, select_seed, summarize
 from npigym.experiments import run_dir as rd
 from npigym.experiments.config import (
+    PRESETS,
     ConfigError,
     TrainConfig,
     load_config,
@@ -261,8 +262,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--meta-steps", default=None, type=int,
                    help="inner updates per meta-gradient, K (meta.meta_steps)")
     p.add_argument("--config", default=None,
-                   help="a YAML file or a preset: addition-macro, addition-flat, "
-                        "addition-hierarchical, snake")
+                   help="a YAML file or a preset: " + ", ".join(PRESETS))
     p.add_argument("--run-dir", default=None, help="write the run here")
     p.add_argument("--runs-root", default="runs", help="parent of new run directories")
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
