@@ -58,8 +58,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
         "size": 5,
     },
     "Sorting-v0": {
-        "macro": ("addition-macro", {"env": "Sorting-v0",
-                                     "env_kwargs": {"modes": "macro", **SORTING_SIZES}}),
+        "macro": ("sorting-macro", {}),
         "flat": ("addition-flat", {"env": "Sorting-v0", "env_kwargs": {
             "modes": "flat", "reward": "dense", **SORTING_SIZES}}),
         "hierarchical": ("sorting-hierarchical", {}),
@@ -200,6 +199,8 @@ def save_run_dir(path: str, config, state, calls: int, train_s: float) -> None:
 def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, curve, size):
     name = f"learn_{args.env.split('-')[0].lower()}_{args.setting}"
     out = Path(args.output) if args.output else RESULTS / f"{name}.md"
+    if out.suffix != ".md":  # --output names the table; the JSON goes next to it
+        out = out.with_name(out.name + ".md")
     out.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"# {args.env}, {args.setting}: learning to call subprograms from reward alone", ""]
     shown = {name: getattr(config, name) for name in (

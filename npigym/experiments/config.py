@@ -137,6 +137,19 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
                     "frame_step_features": 8, "ordinal_encoding": True},
     },
+    # Sorting with BUBBLE and RESET builtin: the agent runs BUBBLESORT's loop (BUBBLE, RESET,
+    # PTR 3 RIGHT until the move is refused, RETURN). Memoryless frames that see their
+    # previous call and whether it was refused make that loop a function of what the frame
+    # sees, so it is the same at every length; an LSTM learned a fixed number of passes
+    # instead, right on 2-5 elements only (benchmarks/results/learn_subprograms.md).
+    "sorting-macro": {
+        "env": "Sorting-v0", "env_kwargs": {"modes": "macro", "min_length": 2, "max_length": 5},
+        "eval_lengths": [5, 20, 100],
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "frame_step_features": 0, "previous_action": True,
+                    "previous_invalid": True},
+    },
     # Sorting, hierarchical: the Addition recipe (frame credit, subtree reward, callees-first
     # curriculum over every program, memoryless frames) with four changes. Each frame sees its
     # previous call (previous_action): BUBBLESORT's cycle BUBBLE, RESET, PTR 3 RIGHT has no
