@@ -83,16 +83,23 @@ class VmapAutoResetWrapper(VmapWrapper):
 
     Under ``vmap`` the per-env auto-reset computes a fresh episode for *every* env at every step
     and then selects, because a per-env ``lax.cond`` becomes a ``select``; for the program
-    machine that tripled the cost of a step. Here the envs whose episode ended are gathered
-    (``jnp.nonzero`` with a static size), reset in passes of ``resets_per_pass`` envs and
-    scattered back. The first pass always runs; a ``lax.while_loop`` runs more only in the
-    steps where more envs ended than one pass holds, so any number of endings is handled
-    exactly and the common step costs one small batched reset.
+    machine that tripled the cost of a step. Here, in the common step, the envs whose episode
+    ended are gathered (``jnp.nonzero`` with a static size of ``resets_per_pass``), reset as one
+    small batch and scattered back. In a step where more envs ended than that, every env
+    computes a reset and the ended ones take it (the per-env wrapper's cost, paid in that step
+    only). One ``lax.cond`` on the number of ended envs picks between the two, so any number of
+    endings is handled exactly.
+
+    Why one branch on the count rather than a loop of passes until none is pending: the state
+    flowing through a loop (or a branch) decided *after* the first pass cost 30-40 % of an
+    Addition step on XLA:CPU (the branch waits for that pass, and the loop's in-place scatters
+    add copies of the whole state); the count is known as soon as the step is, and the fast
+    branch's scatters update the state in place (``benchmarks/results/env_throughput.md``).
 
     Args:
         env: an unbatched Jumanji environment whose state has a ``key``.
-        resets_per_pass: envs reset per pass; ``None`` (the default) is
-            :func:`default_resets_per_pass` of the batch size.
+        resets_per_pass: the most envs the fast path resets in a step; ``None`` (the default)
+            is :func:`default_resets_per_pass` of the batch size.
     """
 
     def __init__(self, env: Environment, resets_per_pass: Optional[int] = None):
@@ -105,7 +112,7 @@ class VmapAutoResetWrapper(VmapWrapper):
         self.resets_per_pass = resets_per_pass
 
     def pass_size(self, num_envs: int) -> int:
-        """Envs reset per pass for a batch of ``num_envs``."""
+        """The most envs the fast path resets in a step, for a batch of ``num_envs``."""
         return min(self.resets_per_pass or default_resets_per_pass(num_envs), num_envs)
 
     def reset(self, key: chex.PRNGKey) -> Tuple[chex.ArrayTree, TimeStep]:
@@ -117,22 +124,33 @@ class VmapAutoResetWrapper(VmapWrapper):
         ended = timestep.last()
         num_envs = ended.shape[0]
         size = self.pass_size(num_envs)
+        next_episode = jax.vmap(lambda s: reset_after(self._env, s))
 
-        def reset_pass(carry):
-            state, observation, pending = carry
-            # Indices of up to `size` pending envs; the padding index num_envs is out of
+        def reset_few(carry):
+            state, observation = carry
+            # Indices of the (at most `size`) ended envs; the padding index num_envs is out of
             # range, so the scatters below drop it.
-            index = jnp.nonzero(pending, size=size, fill_value=num_envs)[0]
+            index = jnp.nonzero(ended, size=size, fill_value=num_envs)[0]
             # The ended envs' rows (XLA drops the leaves reset_after does not read).
             ended_rows = jax.tree.map(lambda x: x[jnp.minimum(index, num_envs - 1)], state)
-            fresh_state, fresh = jax.vmap(lambda s: reset_after(self._env, s))(ended_rows)
+            fresh_state, fresh = next_episode(ended_rows)
 
             def put(batch, rows):
                 return jax.tree.map(lambda x, y: x.at[index].set(y, mode="drop"), batch, rows)
 
-            return (put(state, fresh_state), put(observation, fresh.observation),
-                    pending.at[index].set(False, mode="drop"))
+            return put(state, fresh_state), put(observation, fresh.observation)
 
-        carry = reset_pass((state, timestep.observation, ended))
-        state, observation, _ = jax.lax.while_loop(lambda c: jnp.any(c[2]), reset_pass, carry)
+        def reset_all(carry):
+            state, observation = carry
+            fresh_state, fresh = next_episode(state)
+
+            def select(fresh, old):
+                return jax.tree.map(
+                    lambda x, y: jnp.where(ended.reshape((-1,) + (1,) * (x.ndim - 1)), x, y),
+                    fresh, old)
+
+            return select(fresh_state, state), select(fresh.observation, observation)
+
+        state, observation = jax.lax.cond(jnp.sum(ended, dtype=jnp.int32) > size, reset_all,
+                                          reset_few, (state, timestep.observation))
         return state, timestep.replace(observation=observation, extras=extras)
