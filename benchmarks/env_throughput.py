@@ -4,14 +4,17 @@ plain-Python reference, measured in one process and one run so their ratios can 
 Method (as in the research notes' ``bench_jumanji.py``): one ``jax.jit`` call resets ``B``
 environments with ``vmap(reset)`` and runs a ``lax.scan`` of ``T`` steps of
 ``vmap(policy)`` then ``vmap(step)``. The first call (compile plus one run) is timed on its own;
-then every (case, B) is timed once per round, in ``--repeats`` interleaved rounds (so a busy
-neighbour's bursts hit all cases alike), and the median call gives ``env-steps/s = B * T / t``
+then every (case, B) is timed once per round, in ``--repeats`` interleaved rounds that each
+start one case later (so a busy neighbour's bursts hit all cases alike), each JAX call right
+after an untimed call of the same function (the first call after another row's run, above all
+a Python one, was up to 2.4x slower), and the median call gives ``env-steps/s = B * T / t``
 (the one initial reset per call is included). Random policies get one uint32 per env per step,
 hashed from the step index and a per-env seed that ``jax.random.bits`` draws once per call, and
 expand it with an integer hash (``npigym.agents.random``): the same cheap sampler for every env,
 so that sampling does not dominate. (Drawing the words with ``jax.random.bits`` at every step
-ran threefry as a rolled loop on XLA:CPU and cost 7 % of an Addition rollout, 1 % of Snake's.) The Python reference steps one
-env at a time in a Python loop and resets it when an episode ends.
+ran threefry as a rolled loop on XLA:CPU and cost 5-7 % of an Addition rollout, 1 % of
+Snake's.) The Python reference steps one env at a time in a Python loop and resets it when an
+episode ends.
 
 Adding an environment is one entry in :func:`default_cases` (and, optionally, a ratio in
 :data:`RATIOS`).
@@ -227,8 +230,14 @@ class JaxCase:
             compile_s = time.perf_counter() - start
 
             def run(repeat: int, fn=fn) -> Tuple[float, int]:
+                key = jax.random.PRNGKey(repeat + 1)
+                # One untimed call first: right after another row's run (above all a
+                # single-threaded Python one, ~1 s) the same call took up to 2.4x longer
+                # (Addition, B=4,096: 75 ms instead of 32 ms), which measures the gap, not
+                # the env. A training loop calls its jitted update back to back.
+                jax.block_until_ready(fn(key))
                 start = time.perf_counter()
-                _, ended = jax.block_until_ready(fn(jax.random.PRNGKey(repeat + 1)))
+                _, ended = jax.block_until_ready(fn(key))
                 return time.perf_counter() - start, int(ended)
 
             out.append(Measurement(b, b * settings.steps, run, compile_s))
@@ -461,7 +470,9 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         "Env steps per second (higher is better). JAX rows: one `jax.jit` call runs "
         f"`vmap(reset)` over B envs, then `lax.scan` over T={settings.steps} steps of "
         "`vmap(policy)` and the batched step; the first call (compile + one run) is timed apart, "
-        f"then every row is timed once per round in {settings.repeats} interleaved rounds and "
+        f"then every row is timed once per round in {settings.repeats} "
+        "interleaved rounds (each round starting one row later), each JAX call right after an "
+        "untimed call of the same function, and "
         "steps/s = B·T / median call. Random policies get one "
         "uint32 per env per step, hashed from the step index and a per-env seed drawn once per "
         "call with `jax.random.bits`, and expand it by an integer hash "
@@ -660,7 +671,9 @@ def measure(cases: Sequence[Case], settings: Settings, log: Callable[[str], None
     """Compile every case first, then time them in interleaved rounds.
 
     Interleaving spreads a busy neighbour's bursts over all cases instead of one, so the ratios
-    between rows of one run stay meaningful on a shared machine.
+    between rows of one run stay meaningful on a shared machine; each round starts one case
+    later than the last, so no row always follows the same one. Every JAX call is timed after
+    an untimed call of the same function (see :meth:`JaxCase.prepare`).
     """
     prepared = []
     for case in cases:
@@ -669,11 +682,12 @@ def measure(cases: Sequence[Case], settings: Settings, log: Callable[[str], None
             compiled = "" if m.compile_s is None else f"compile + first call {m.compile_s:5.1f} s"
             log(f"  prepared {case.label:<58} B={m.batch_size:<5} {compiled}")
         prepared.append((case, measurements))
+    flat = [m for _, measurements in prepared for m in measurements]
     for repeat in range(settings.repeats):
-        for _, measurements in prepared:
-            for m in measurements:
-                seconds, m.episodes = m.run(repeat)
-                m.times.append(seconds)
+        start = repeat % len(flat)
+        for m in flat[start:] + flat[:start]:
+            seconds, m.episodes = m.run(repeat)
+            m.times.append(seconds)
         log(f"  timed round {repeat + 1}/{settings.repeats}")
     rows = []
     for case, measurements in prepared:
