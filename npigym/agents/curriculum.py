@@ -21,8 +21,9 @@ the next episode (:meth:`SubprogramStartWrapper.next_episode`).
 
 The machine has no way to start an episode at a chosen frame, hence this wrapper (it only uses
 ``reset``, ``step`` and ``expert_action``). A ``start_program`` knob on ``ProgramEnv.reset`` would
-make it cheaper: here the expert prefix is a ``lax.while_loop`` in ``reset``, which auto-reset
-under ``vmap`` computes on every step for every env (capped by ``max_prefix_steps``).
+make it cheaper: here the expert prefix is a ``lax.while_loop`` in ``reset``, which the batched
+auto-reset runs at every step for B/8 envs, and for every env in a step where more end (capped
+by ``max_prefix_steps``).
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ def reset_after(env: Environment, state: chex.ArrayTree) -> Tuple[chex.ArrayTree
 
 def default_resets_per_pass(num_envs: int) -> int:
     """An eighth of the batch (at least 1): above the fraction of envs that end per step in
-    most tasks, so one pass usually resets them all."""
+    most tasks, so the fast path's small batch usually holds them all."""
     return max(1, num_envs // 8)
 
 
