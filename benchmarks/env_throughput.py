@@ -101,8 +101,19 @@ def random_masked_policy(env: Environment) -> Policy:
 
 
 def observation_checksum(observation: Any) -> jax.Array:
-    """A float32 sum over every leaf of a batch of observations (keeps all of it computed)."""
-    return sum(jnp.sum(leaf, dtype=jnp.float32) for leaf in jax.tree.leaves(observation))
+    """A float32 sum over every leaf of a batch of observations (keeps all of it computed).
+
+    Each leaf is summed in its own kind, integers and booleans in int32 (wrapping is fine for
+    a checksum) and floats in float32, and the two totals are added once. Casting every
+    integer leaf to float32 before its sum cost 7 % of an Addition rollout at 4,096 envs
+    (five casts and five float reductions a step, all observation leaves being integers) and
+    nothing measurable of Snake's (a float grid): that was the harness, not the env.
+    """
+    leaves = jax.tree.leaves(observation)
+    floats = [jnp.sum(x, dtype=jnp.float32) for x in leaves if jnp.issubdtype(x.dtype, jnp.inexact)]
+    ints = [jnp.sum(x, dtype=jnp.int32) for x in leaves if not jnp.issubdtype(x.dtype, jnp.inexact)]
+    return (sum(floats, jnp.zeros((), jnp.float32))
+            + sum(ints, jnp.zeros((), jnp.int32)).astype(jnp.float32))
 
 
 def wrap(env: Environment, reset: str) -> Environment:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import jax.numpy as jnp
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
@@ -42,3 +43,13 @@ def test_envs_filter_and_list(capsys: pytest.CaptureFixture) -> None:
     assert listed and all(line.startswith("Snake-v1 |") for line in listed)
     with pytest.raises(SystemExit):
         env_throughput.main(["--list", "--envs", "NoSuchEnv-v0"])
+
+
+def test_observation_checksum__reads_every_leaf_in_its_own_dtype() -> None:
+    observation = {"grid": jnp.full((2, 3), 0.5, jnp.float32), "mask": jnp.ones((2, 4), bool),
+                   "cells": jnp.full((2, 2), 7, jnp.int8), "program": jnp.arange(2)}
+    total = env_throughput.observation_checksum(observation)
+    assert total.dtype == jnp.float32 and float(total) == 3.0 + 8 + 28 + 1
+    for name, leaf in observation.items():  # a change in any leaf changes the sum
+        changed = {**observation, name: jnp.zeros_like(leaf)}
+        assert float(env_throughput.observation_checksum(changed)) != float(total), name
