@@ -40,12 +40,11 @@ from types import ModuleType
 from typing import Callable, Dict, List, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 
 import npigym
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from env_throughput import observation_checksum  # the same harness checksum
+from env_throughput import make_rollout  # the same rollout and checksum
 
 BASE_NAME = "npigym_base"
 REPO = Path(__file__).resolve().parent.parent
@@ -119,26 +118,8 @@ def build_rollout(package: ModuleType, env_id: str, batch_size: int, steps: int,
     else:
         def act(word, state, observation):
             return unwrapped.expert_action(state)
-    act = jax.vmap(act)
-    hash_stream = sub["envs.machine.generator"].hash_stream
-
-    def rollout(key):
-        reset_key, run_key = jax.random.split(key)
-        state, timestep = env.reset(jax.random.split(reset_key, batch_size))
-        seeds = jax.random.bits(run_key, (batch_size,), jnp.uint32)
-
-        def body(carry, t):
-            state, timestep, total, ended = carry
-            action = act(hash_stream(seeds, t), state, timestep.observation)
-            state, timestep = env.step(state, action)
-            total = total + timestep.reward.sum() + observation_checksum(timestep.observation)
-            return (state, timestep, total, ended + timestep.last().sum(dtype=jnp.int32)), None
-
-        init = (state, timestep, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-        (_, _, total, ended), _ = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.uint32))
-        return total, ended
-
-    return jax.jit(rollout)
+    return make_rollout(env, act, batch_size, steps,
+                        word_stream=sub["envs.machine.generator"].hash_stream)
 
 
 def time_paired(fns: Dict[str, Callable], rounds: int) -> Dict[str, Dict[str, List[float]]]:

@@ -130,6 +130,42 @@ def wrap(env: Environment, reset: str) -> Environment:
     raise ValueError(f"unknown reset mode {reset!r}")
 
 
+
+def make_rollout(env: Environment, policy: Policy, batch_size: int, steps: int,
+                 word_stream: Callable[[jax.Array, jax.Array], jax.Array] = hash_stream,
+                 ) -> Callable[[jax.Array], Tuple[jax.Array, jax.Array]]:
+    """The jitted rollout ``key -> (total reward, episodes ended)`` of a batched ``env``.
+
+    ``env`` is batched (``reset(keys)``, ``step(states, actions)``, see :func:`wrap`);
+    ``policy`` acts for one env and is vmapped; ``word_stream(seeds, t)`` gives its random
+    words (``benchmarks/ab_rollout.py`` passes another package version's).
+    """
+    policy = jax.vmap(policy)
+
+    def rollout(key: jax.Array) -> Tuple[jax.Array, jax.Array]:
+        reset_key, run_key = jax.random.split(key)
+        state, timestep = env.reset(jax.random.split(reset_key, batch_size))
+        seeds = jax.random.bits(run_key, (batch_size,), jnp.uint32)
+
+        def body(carry, t):
+            state, timestep, reward, ended = carry
+            words = word_stream(seeds, t)  # the policies' one random word per env and step
+            action = policy(words, state, timestep.observation)
+            state, timestep = env.step(state, action)
+            # Reduced outputs keep XLA from pruning the rollout without copying states out.
+            # The observation is folded in too, as an agent would read all of it: XLA drops
+            # loop-carried values nobody reads, so without this an image observation
+            # (Canonicalize) would never be rendered and its cost would go unmeasured.
+            reward = reward + timestep.reward.sum() + observation_checksum(timestep.observation)
+            ended = ended + timestep.last().sum(dtype=jnp.int32)
+            return (state, timestep, reward, ended), None
+
+        init = (state, timestep, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
+        (_, _, reward, ended), _ = jax.lax.scan(body, init, jnp.arange(steps, dtype=jnp.uint32))
+        return reward, ended
+
+    return jax.jit(rollout)
+
 # ----------------------------------------------------------------------------------------------
 # Benchmark cases.
 # ----------------------------------------------------------------------------------------------
@@ -200,34 +236,8 @@ class JaxCase:
     def build(self, batch_size: int, steps: int) -> Callable[[jax.Array], Tuple[jax.Array, ...]]:
         """The jitted rollout ``key -> (total reward, episodes ended)``."""
         unwrapped = self.make_env()
-        env = wrap(unwrapped, self.reset)
-        policy = jax.vmap(self.make_policy(unwrapped))
-        v_reset, v_step = env.reset, env.step
-
-        def rollout(key: jax.Array) -> Tuple[jax.Array, jax.Array]:
-            reset_key, run_key = jax.random.split(key)
-            state, timestep = v_reset(jax.random.split(reset_key, batch_size))
-            seeds = jax.random.bits(run_key, (batch_size,), jnp.uint32)
-
-            def body(carry, t):
-                state, timestep, reward, ended = carry
-                words = hash_stream(seeds, t)  # the policies' one random word per env and step
-                action = policy(words, state, timestep.observation)
-                state, timestep = v_step(state, action)
-                # Reduced outputs keep XLA from pruning the rollout without copying states out.
-                # The observation is folded in too, as an agent would read all of it: XLA drops
-                # loop-carried values nobody reads, so without this an image observation
-                # (Canonicalize) would never be rendered and its cost would go unmeasured.
-                reward = reward + timestep.reward.sum() + observation_checksum(timestep.observation)
-                ended = ended + timestep.last().sum(dtype=jnp.int32)
-                return (state, timestep, reward, ended), None
-
-            init = (state, timestep, jnp.zeros((), jnp.float32), jnp.zeros((), jnp.int32))
-            (_, _, reward, ended), _ = jax.lax.scan(body, init,
-                                                    jnp.arange(steps, dtype=jnp.uint32))
-            return reward, ended
-
-        return jax.jit(rollout)
+        return make_rollout(wrap(unwrapped, self.reset), self.make_policy(unwrapped),
+                            batch_size, steps)
 
     def prepare(self, settings: Settings) -> List[Measurement]:
         """Compile (and run once) the rollout at every batch size."""
