@@ -37,14 +37,14 @@ import time
 import warnings
 from pathlib import Path
 from types import ModuleType
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import jax
 
 import npigym
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from env_throughput import make_rollout  # the same rollout and checksum
+from env_throughput import expert_policy, make_rollout  # the same rollout and checksum
 
 BASE_NAME = "npigym_base"
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,8 @@ def import_revision(revision: str, workdir: Path) -> ModuleType:
 
 
 def build_rollout(package: ModuleType, env_id: str, batch_size: int, steps: int,
-                  policy: str = "random") -> Callable[[jax.Array], jax.Array]:
+                  policy: str = "random"
+                  ) -> Callable[[jax.Array], Tuple[jax.Array, jax.Array]]:
     """``env_throughput.py``'s rollout of ``package``'s env: ``key -> (checksum, episodes)``.
 
     Everything the rollout runs (env, batched auto-reset, random policy, hash) comes from
@@ -110,14 +111,13 @@ def build_rollout(package: ModuleType, env_id: str, batch_size: int, steps: int,
            for m in ("wrappers.auto_reset", "agents.random", "envs.machine.generator")}
     unwrapped = package.make(env_id)
     env = sub["wrappers.auto_reset"].VmapAutoResetWrapper(unwrapped)
-    if policy == "random":
+    if policy == "random":  # the package's own sampler, not the working tree's
         choose = sub["agents.random"].program_action_from_word
 
         def act(word, state, observation):
             return choose(unwrapped, word, observation)
     else:
-        def act(word, state, observation):
-            return unwrapped.expert_action(state)
+        act = expert_policy(unwrapped)
     return make_rollout(env, act, batch_size, steps,
                         word_stream=sub["envs.machine.generator"].hash_stream)
 

@@ -130,7 +130,6 @@ def wrap(env: Environment, reset: str) -> Environment:
     raise ValueError(f"unknown reset mode {reset!r}")
 
 
-
 def make_rollout(env: Environment, policy: Policy, batch_size: int, steps: int,
                  word_stream: Callable[[jax.Array, jax.Array], jax.Array] = hash_stream,
                  ) -> Callable[[jax.Array], Tuple[jax.Array, jax.Array]]:
@@ -165,6 +164,7 @@ def make_rollout(env: Environment, policy: Policy, batch_size: int, steps: int,
         return reward, ended
 
     return jax.jit(rollout)
+
 
 # ----------------------------------------------------------------------------------------------
 # Benchmark cases.
