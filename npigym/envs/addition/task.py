@@ -121,6 +121,10 @@ def apply_primitive(pad: Scratchpad, program: chex.Array, args: chex.Array
     width = pad.pad.shape[1]
     row = jnp.clip(args[0], 0, c.NUM_ROWS - 1)
     col = pad.pointers[row]
+    # The writes are scatters on purpose. As selects (``where(row == r & col == k, ...)``) they
+    # made a random rollout 1.17-1.22x slower on XLA:CPU (benchmarks/ab_rollout.py), presumably
+    # because XLA counts a select as cheap and fuses a copy of it into every reader of the new
+    # pad and pointers, while a scatter is computed once.
     # MOVE_PTR
     target = col + jnp.where(args[1] == c.LEFT, -1, 1)
     move_ok = (target >= 0) & (target < width) & (args[1] <= c.RIGHT)
