@@ -39,6 +39,20 @@ from npigym.envs.machine.types import CallStack, Frame, Observation, State
 from npigym.envs.machine.viewer import ProgramViewer
 
 REWARDS = ("sparse", "dense")
+
+
+def computed_once(flag: chex.Array) -> chex.Array:
+    """``flag`` (bool) unchanged, but computed once per env instead of once per consumer cell.
+
+    XLA:CPU's fusion copies cheap elementwise producers into every consumer, and under ``vmap``
+    a per-env flag that selects between two task states is broadcast over every cell of them:
+    the whole validity chain of an action (masks, argument checks, the primitive's own check)
+    was recomputed for each of the pad's cells. An integer remainder counts as expensive, so
+    XLA computes it once and the consumers read one value per env (``x % p`` is ``x`` for
+    ``x`` in {0, 1}). A random Addition rollout of 4,096 envs: 0.90-0.91x the time
+    (benchmarks/ab_rollout.py, two cores, quiet host); Sorting: 0.83x.
+    """
+    return (flag.astype(jnp.uint32) % jnp.uint32(4_294_967_291)) != 0
 OBSERVATIONS = ("local", "full")
 RENDER_MODES = ("ansi", "rgb_array", "human")
 
@@ -209,6 +223,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
 
         prim_task, prim_ok = self.apply_primitive(task, program, args)
         prim_ok &= kind == KIND_PRIMITIVE
+        prim_ok = computed_once(prim_ok)
         new_task = call_stack.tree_where(prim_ok, prim_task, task)
         new_stack = call_stack.update(stack, count=prim_ok | is_call | is_builtin, push=is_call,
                                       pop=returning, program=program, args=args,

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from jumanji.types import StepType
 
+from npigym.envs.machine.env import computed_once
 from tests.envs.machine.toy_task import ADD2, COUNT, INC, RETURN, CounterEnv
 
 
@@ -210,3 +211,10 @@ def test_machine__bad_knobs_raise_clear_errors(kwargs, match):
 def test_machine__full_observation_needs_the_task_to_supply_one():
     with pytest.raises(NotImplementedError, match="full view"):
         CounterEnv(observation="full")
+
+
+def test_computed_once_is_the_identity_on_flags() -> None:
+    flags = jnp.array([True, False, True])
+    out = jax.jit(jax.vmap(computed_once))(flags)
+    assert out.dtype == jnp.bool_
+    np.testing.assert_array_equal(out, flags)
