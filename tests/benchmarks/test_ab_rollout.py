@@ -43,7 +43,16 @@ def test_tiny_run_times_both_versions(tmp_path: Path, capsys: pytest.CaptureFixt
     assert report.strip() in capsys.readouterr().out
     assert "| base |" in report and "| new |" in report
     assert re.search(r"Paired wall-time ratio .*median \*\*\d+\.\d{3}\*\*", report)
+    assert re.search(r"Over the [0-2] fast rounds", report)
 
 
 def test_paired_ratios_pair_rounds() -> None:
     assert ab_rollout.paired_ratios([2.0, 3.0, 1.0], [1.0, 3.0, 2.0]) == [0.5, 1.0, 2.0]
+
+
+def test_fast_rounds_keep_the_rounds_where_both_calls_ran_near_their_best() -> None:
+    new = [1.0, 1.1, 2.0, 1.05]
+    base = [2.0, 3.0, 2.1, 2.2]
+    # Round 1: base slow; round 2: new slow; rounds 0 and 3 are within 1.15x of both bests.
+    assert ab_rollout.fast_rounds(new, base) == [0, 3]
+    assert ab_rollout.fast_rounds(new, base, slack=2.0) == [0, 1, 2, 3]
