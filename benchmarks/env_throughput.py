@@ -466,6 +466,22 @@ def compute_ratios(rows: Dict[str, Row], batch_sizes: Sequence[int]
     return out
 
 
+def ratio_row(ratio: Ratio, b_num: int, b_den: int, value: float, best: float) -> str:
+    """One line of the ratios table. A ratio with a target shows two decimals, so that a value
+    just below it (9.97x against 10x) does not print as the target itself beside "NOT met"."""
+
+    def shown(x: float) -> str:
+        if x < 1:
+            return f"{x:.3f}x"
+        return f"{x:.2f}x" if ratio.target is not None else f"{x:.1f}x"
+
+    target = "—" if ratio.target is None else (
+        f"≥ {ratio.target:g}x ({'met' if value >= ratio.target else 'NOT met'} / "
+        f"{'met' if best >= ratio.target else 'NOT met'})")
+    return (f"| {ratio.name} | B={b_num:,} vs B={b_den:,} | {shown(value)} | {shown(best)} "
+            f"| {target} |")
+
+
 def markdown_table(rows: Sequence[Row], batch_sizes: Sequence[int]) -> str:
     head = ["env", "policy", "reset", *[f"B={b:,}" for b in batch_sizes],
             "compile + first call, s"]
@@ -520,15 +536,7 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
                   "| ratio | at | median | fastest | target (median / fastest) |",
                   "|---|---|---|---|---|"]
 
-        def shown(x: float) -> str:
-            return f"{x:.1f}x" if x >= 1 else f"{x:.3f}x"
-
-        for ratio, b_num, b_den, value, best in ratios:
-            target = "—" if ratio.target is None else (
-                f"≥ {ratio.target:g}x ({'met' if value >= ratio.target else 'NOT met'} / "
-                f"{'met' if best >= ratio.target else 'NOT met'})")
-            parts.append(f"| {ratio.name} | B={b_num:,} vs B={b_den:,} | {shown(value)} "
-                         f"| {shown(best)} | {target} |")
+        parts += [ratio_row(*r) for r in ratios]
     else:
         parts.append("(none: the rows they need were not run)")
     parts += _render_cost(rows_by_label, settings.batch_sizes)

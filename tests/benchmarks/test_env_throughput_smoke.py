@@ -53,3 +53,11 @@ def test_observation_checksum__reads_every_leaf_in_its_own_dtype() -> None:
     for name, leaf in observation.items():  # a change in any leaf changes the sum
         changed = {**observation, name: jnp.zeros_like(leaf)}
         assert float(env_throughput.observation_checksum(changed)) != float(total), name
+
+
+def test_ratio_row__a_value_just_below_its_target_does_not_print_as_the_target() -> None:
+    target = env_throughput.Ratio("A vs B", "a", "b", target=10.0)
+    row = env_throughput.ratio_row(target, 4096, 4096, 9.966, 10.02)
+    assert "| 9.97x | 10.02x | ≥ 10x (NOT met / met) |" in row
+    plain = env_throughput.ratio_row(env_throughput.Ratio("C vs D", "c", "d"), 4096, 1, 85.72, 0.5)
+    assert plain.endswith("| 85.7x | 0.500x | — |")
