@@ -54,13 +54,15 @@ import jax
 import npigym
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from env_throughput import expert_policy, make_rollout  # the same rollout and checksum
+from env_throughput import (  # the same rollout, checksum and fast-mode cut
+    FAST_SLACK,
+    expert_policy,
+    make_rollout,
+)
 
 BASE_NAME = "npigym_base"
 REPO = Path(__file__).resolve().parent.parent
 POLICIES = ("random", "expert")
-# A round is "fast" when both its calls took at most this times their variant's fastest call.
-FAST_SLACK = 1.15
 
 
 def export_package(revision: str, dest: Path, name: str = BASE_NAME) -> Path:

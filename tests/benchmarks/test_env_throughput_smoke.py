@@ -57,7 +57,13 @@ def test_observation_checksum__reads_every_leaf_in_its_own_dtype() -> None:
 
 def test_ratio_row__a_value_just_below_its_target_does_not_print_as_the_target() -> None:
     target = env_throughput.Ratio("A vs B", "a", "b", target=10.0)
-    row = env_throughput.ratio_row(target, 4096, 4096, 9.966, 10.02)
-    assert "| 9.97x | 10.02x | ≥ 10x (NOT met / met) |" in row
-    plain = env_throughput.ratio_row(env_throughput.Ratio("C vs D", "c", "d"), 4096, 1, 85.72, 0.5)
-    assert plain.endswith("| 85.7x | 0.500x | — |")
+    row = env_throughput.ratio_row(target, 4096, 4096, 9.966, 10.0, 10.02)
+    assert "| 9.97x | 10.00x | 10.02x | ≥ 10x (NOT met / met / met) |" in row
+    plain = env_throughput.ratio_row(env_throughput.Ratio("C vs D", "c", "d"), 4096, 1, 85.72,
+                                     90.0, 0.5)
+    assert plain.endswith("| 85.7x | 90.0x | 0.500x | — |")
+
+
+def test_fast_calls_keep_the_calls_near_the_fastest() -> None:
+    assert env_throughput.fast_calls([0.041, 0.025, 0.024, 0.027, 0.049]) == [0.025, 0.024, 0.027]
+    assert env_throughput.fast_calls([1.0]) == [1.0]
