@@ -409,7 +409,7 @@ RATIOS = [
     Ratio("Addition (expert, auto-reset) vs Python reference (expert)",
           "Addition-v0 | expert | auto-reset (npigym)",
           "Addition-v0 (Python reference) | expert | reset on LAST", denominator_b=1),
-    Ratio("Addition (random): auto-reset vs no reset (the ceiling)",
+    Ratio("Addition (random): auto-reset vs no reset",
           "Addition-v0 | random | auto-reset (npigym)", "Addition-v0 | random | none"),
     Ratio("Addition (random): batched auto-reset vs per-env auto-reset under vmap",
           "Addition-v0 | random | auto-reset (npigym)",
