@@ -15,9 +15,10 @@ What it taught the team (issue 2's notes): on XLA:CPU the wall time of an Additi
 how XLA fuses and schedules the step over the two cores, not by the number of operations; taking
 work *out* of the step made it slower more than once. Measure every change this way.
 
-Two host modes: the host gives this process its two cores for a while, then for a while not
-(an Addition call of 4,096 envs takes 26-28 ms in the first mode, 40-43 ms in the second, at
-the same CPU time). A change's ratio can differ between the modes: making a per-env flag
+Two host modes: for a few seconds at a time the host runs this process's two threads at full
+speed, then for a while slower (an Addition call of 4,096 envs took 24-28 ms in the fast mode
+and 40-49 ms in the slow one, with about 1.4x the CPU time per call: both threads run, but
+slower). A change's ratio can differ between the modes: making a per-env flag
 ``computed_once`` measured 0.90-0.91 in the fast mode and 0.98-1.00 in the slow one. So the
 report also gives the paired ratio over the *fast rounds* only (both calls within 1.15x of
 their variant's fastest), and the base's median call says which mode a run was in. Under

@@ -39,6 +39,8 @@ from npigym.envs.machine.types import CallStack, Frame, Observation, State
 from npigym.envs.machine.viewer import ProgramViewer
 
 REWARDS = ("sparse", "dense")
+OBSERVATIONS = ("local", "full")
+RENDER_MODES = ("ansi", "rgb_array", "human")
 
 
 def computed_once(flag: chex.Array) -> chex.Array:
@@ -49,13 +51,12 @@ def computed_once(flag: chex.Array) -> chex.Array:
     the whole validity chain of an action (masks, argument checks, the primitive's own check)
     was recomputed for each of the pad's cells. An integer remainder counts as expensive, so
     XLA computes it once and the consumers read one value per env (``x % p`` is ``x`` for
-    ``x`` in {0, 1}). A random Addition rollout of 4,096 envs: 0.90-0.91x the time
-    (benchmarks/ab_rollout.py, two cores, quiet host); Sorting: 0.83x; inside the builtin
-    loop, macro Addition 0.75x and macro Sorting 0.93x.
+    ``x`` in {0, 1}; ``generator.seed_word`` uses a remainder for the same reason). A random
+    Addition rollout of 4,096 envs: 0.90-0.91x the time (benchmarks/ab_rollout.py, two cores,
+    quiet host); Sorting: 0.83x; inside the builtin loop, macro Addition 0.75x and macro
+    Sorting 0.93x.
     """
     return (flag.astype(jnp.uint32) % jnp.uint32(4_294_967_291)) != 0
-OBSERVATIONS = ("local", "full")
-RENDER_MODES = ("ansi", "rgb_array", "human")
 
 
 class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.ABC):
