@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Optional
+from typing import Mapping, Optional
 
 import chex
 import jax.numpy as jnp
@@ -17,6 +17,7 @@ from npigym.envs.addition.types import FullView, Scratchpad, Snapshot
 from npigym.envs.addition.viewer import AdditionViewer
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
+from npigym.envs.machine.skill import Skill
 from npigym.envs.machine.types import Frame
 
 
@@ -98,6 +99,7 @@ class Addition(ProgramEnv):
         invalid_action_penalty: float = 0.0,
         render_mode: str = "ansi",
         viewer: Optional[AdditionViewer] = None,
+        skills: Optional[Mapping[str, Skill]] = None,
     ):
         if generator is None:
             generator = RandomGenerator(1 if min_digits is None else min_digits,
@@ -113,7 +115,7 @@ class Addition(ProgramEnv):
         super().__init__(
             library, generator, reward=reward, observation=observation, time_limit=time_limit,
             invalid_action_penalty=invalid_action_penalty, render_mode=render_mode,
-            viewer=viewer or AdditionViewer(library))
+            viewer=viewer or AdditionViewer(library), skills=skills)
 
     # The four task functions (pure, in task.py).
     def apply_primitive(self, pad: Scratchpad, program: chex.Array, args: chex.Array):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Optional, Sequence, Tuple, Union
+from typing import Mapping, Optional, Sequence, Tuple, Union
 
 import chex
 import jax.numpy as jnp
@@ -23,6 +23,7 @@ from npigym.envs.canonicalize.types import FullView, LocalView, Scene, Snapshot
 from npigym.envs.canonicalize.viewer import CanonicalizeViewer
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
+from npigym.envs.machine.skill import Skill
 from npigym.envs.machine.types import Frame
 
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 8, 256
@@ -179,6 +180,7 @@ class Canonicalize(ProgramEnv):
         invalid_action_penalty: float = 0.0,
         render_mode: str = "ansi",
         viewer: Optional[CanonicalizeViewer] = None,
+        skills: Optional[Mapping[str, Skill]] = None,
     ):
         knobs = {"azimuth_range": azimuth_range, "elevation_range": elevation_range,
                  "target": target, "min_rotations": min_rotations,
@@ -206,7 +208,8 @@ class Canonicalize(ProgramEnv):
             library, generator, reward=reward, observation=observation, time_limit=time_limit,
             invalid_action_penalty=invalid_action_penalty, render_mode=render_mode,
             viewer=viewer or CanonicalizeViewer(library, self.image_shape,
-                                                generator.elevation_range))
+                                                generator.elevation_range),
+            skills=skills)
 
     # The four task functions (pure, in task.py).
     def apply_primitive(self, scene: Scene, program: chex.Array, args: chex.Array):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import abc
 import math
 from functools import cached_property
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 import chex
 import jax
@@ -30,11 +30,14 @@ from npigym.envs.machine.library import (
     KIND_NONE,
     KIND_PRIMITIVE,
     KIND_RETURN,
+    KIND_SKILL,
     NUM_ARGS,
     PRIMITIVE,
     RETURN_ID,
+    SKILL,
     ProgramLibrary,
 )
+from npigym.envs.machine.skill import Skill, run_skill
 from npigym.envs.machine.types import CallStack, Frame, Observation, State
 from npigym.envs.machine.viewer import ProgramViewer
 
@@ -69,16 +72,20 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
       towards the step limit; ``extras["invalid_action"]`` flags it.
     - Calling an ``agent`` program pushes a frame; the agent then acts inside it until it calls
       RETURN. A ``builtin`` program runs to completion inside the step (the task's expert
-      executes it). A ``primitive`` changes the task state. RETURN pops the frame; RETURN from
-      the root ends the episode (``termination``).
-    - Every RETURN (and every builtin call) reports the returning program and whether its
-      postcondition held in ``extras["returned_program"]`` (-1 when nothing returned) and
+      executes it); a ``skill`` program likewise, executed by the trained policy bound to it
+      (``skills=``, :mod:`npigym.envs.machine.skill`). A ``primitive`` changes the task
+      state. RETURN pops the frame; RETURN from the root ends the episode (``termination``).
+    - Every RETURN (and every builtin or skill call) reports the returning program and whether
+      its postcondition held in ``extras["returned_program"]`` (-1 when nothing returned) and
       ``extras["postcondition"]``; ``extras["success"]`` is True on the step that ends the
       episode with the root program's postcondition holding.
     - The episode is cut with ``truncation`` (discount 1: the budget is artificial, not a task
       outcome) when ``step_count`` reaches ``step_limit``.
     - Reward: ``"sparse"`` pays 1 for a successful root RETURN. ``"dense"`` adds the change in
       the task's progress measure (in [0, 1]) every step.
+    - With skills bound, ``extras["skill_steps"]`` counts the decisions the skill's policy took
+      in this step's call (0 for other actions), and a call that used up its budget has
+      failed (``postcondition`` False).
     """
 
     # The constructor knobs that bound an instance's size, e.g. ("min_digits", "max_digits");
@@ -96,6 +103,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         invalid_action_penalty: float = 0.0,
         render_mode: str = "ansi",
         viewer: Optional[ProgramViewer] = None,
+        skills: Optional[Mapping[str, Skill]] = None,
     ):
         if reward not in REWARDS:
             raise ValueError(f"reward must be one of {REWARDS}, not {reward!r}")
@@ -115,6 +123,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         if not isinstance(generator, Generator):
             raise TypeError(f"generator must be an npigym Generator, "
                             f"not {type(generator).__name__}")
+        library, self.skills = _bind_skills(library, skills)
         self.library = library
         self.generator = generator
         self.reward_type = reward
@@ -135,6 +144,11 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         room = np.where(lib.kind == KIND_CALL, 1,
                         np.where(lib.kind == KIND_BUILTIN, lib.builtin_depth, 0))
         self._room_needed = jnp.asarray(room, jnp.int32)
+        # Each bound skill's (project, embed) pair, by program id: checked once here, so a task
+        # that cannot show itself to a skill fails at construction, not inside a trace.
+        self._skill_views = {library.id(name): self.skill_view(name) for name in self.skills}
+        for name, skill in self.skills.items():
+            _check_skill_fits(self, name, skill, self._skill_views[library.id(name)][0])
         super().__init__()
 
     # ------------------------------------------------------------------------------------------
@@ -178,6 +192,17 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         """What postconditions need of the state at call time (default: all of it)."""
         return task
 
+    def skill_view(self, program: str) -> Tuple[Callable[[Any], Any], Callable[[Any, Any], Any]]:
+        """How a skill bound to ``program`` sees the task: ``(project, embed)``.
+
+        ``project(task)`` is the skill's task state at the call; ``embed(task, skill_task)`` is
+        this task's state after the call. The default is the identity, right for a library that
+        extends the skill's own task (``Max-v0`` over ``Sorting-v0``); composition tasks
+        override it (Multiplication shows its accumulator rows as an Addition scratchpad).
+        """
+        del program
+        return (lambda task: task), (lambda task, skill_task: skill_task)
+
     def progress(self, task: Any) -> chex.Array:
         """Task progress in [0, 1] for the dense reward."""
         raise NotImplementedError(f"{type(self).__name__} has no dense reward")
@@ -204,7 +229,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         state = State(task=task, stack=stack, step_count=jnp.zeros((), jnp.int32),
                       step_limit=limit, key=key)
         extras = self._extras(invalid=False, returned=-1, postcondition=False, success=False,
-                              primitive_steps=0)
+                              primitive_steps=0, skill_steps=0)
         return state, restart(self._observe(task, stack), extras)
 
     def step(self, state: State, action: chex.Array) -> Tuple[State, TimeStep[Observation]]:
@@ -221,13 +246,15 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
         kind = jnp.where(valid, self._kind[program], KIND_NONE)
         is_call, is_builtin, returning = (kind == KIND_CALL, kind == KIND_BUILTIN,
                                           kind == KIND_RETURN)
+        is_skill = kind == KIND_SKILL
         snapshot = self.snapshot(task)
 
         prim_task, prim_ok = self.apply_primitive(task, program, args)
         prim_ok &= kind == KIND_PRIMITIVE
         prim_ok = computed_once(prim_ok)
         new_task = call_stack.tree_where(prim_ok, prim_task, task)
-        new_stack = call_stack.update(stack, count=prim_ok | is_call | is_builtin, push=is_call,
+        new_stack = call_stack.update(stack, count=prim_ok | is_call | is_builtin | is_skill,
+                                      push=is_call,
                                       pop=returning, program=program, args=args,
                                       snapshot=snapshot)
         post = returning & self.postcondition(task, frame)
@@ -242,9 +269,19 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
             new_stack = call_stack.tree_where(is_builtin, built_stack, new_stack)
             post |= is_builtin & self.postcondition(built_task, built_frame)
             primitive_steps += jnp.where(is_builtin, built_steps, 0)
+        skill_steps = jnp.zeros((), jnp.int32)
+        for skill_program, skill in self.skills.items():  # static: one loop per bound skill
+            project, embed = self._skill_views[self.library.id(skill_program)]
+            called = is_skill & (program == self.library.id(skill_program))
+            result = run_skill(skill, project(task), args, called)
+            new_task = call_stack.tree_where(called, embed(task, result.task), new_task)
+            post |= called & result.success
+            primitive_steps += jnp.where(called, result.primitive_steps, 0)
+            skill_steps += jnp.where(called, result.decisions, 0)
 
         invalid = ~valid | ((kind == KIND_PRIMITIVE) & ~prim_ok)
-        returned = jnp.where(returning, frame.program, jnp.where(is_builtin, program, -1))
+        returned = jnp.where(returning, frame.program,
+                             jnp.where(is_builtin | is_skill, program, -1))
         done = returning & (stack.depth == 0)
         success = done & post
 
@@ -266,7 +303,8 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
             discount=jnp.where(done, 0.0, 1.0).astype(jnp.float32),
             observation=self._observe(new_task, new_stack),
             extras=self._extras(invalid=invalid, returned=returned, postcondition=post,
-                                success=success, primitive_steps=primitive_steps),
+                                success=success, primitive_steps=primitive_steps,
+                                skill_steps=skill_steps),
         )
         return new_state, timestep
 
@@ -399,13 +437,77 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
             cond, body, (task, stack, zero, zero))
         return task, stack, primitive_steps
 
-    @staticmethod
-    def _extras(*, invalid: Any, returned: Any, postcondition: Any, success: Any,
-                primitive_steps: Any) -> Dict[str, chex.Array]:
-        return {
+    def _extras(self, *, invalid: Any, returned: Any, postcondition: Any, success: Any,
+                primitive_steps: Any, skill_steps: Any) -> Dict[str, chex.Array]:
+        extras = {
             "invalid_action": jnp.asarray(invalid, bool),
             "returned_program": jnp.asarray(returned, jnp.int32),
             "postcondition": jnp.asarray(postcondition, bool),
             "success": jnp.asarray(success, bool),
             "primitive_steps": jnp.asarray(primitive_steps, jnp.int32),
         }
+        if self.skills:  # static: envs without skills keep the extras they always had
+            extras["skill_steps"] = jnp.asarray(skill_steps, jnp.int32)
+        return extras
+
+
+def _check_skill_fits(env: "ProgramEnv", program: str, skill: Skill,
+                      project: Callable[[Any], Any]) -> None:
+    """The task state ``env`` shows a skill for ``program`` has the skill task's structure.
+
+    Compared abstractly (``jax.eval_shape``, nothing runs): the same pytree of leaves with the
+    same dtypes and ranks. Sizes may differ (a Multiplication pad is wider than the Addition
+    pads a skill trained on), but a skill of another task (a Sorting policy bound to
+    Multiplication's ADD) fails here, before anything compiles.
+    """
+    key = jax.random.PRNGKey(0)
+    shown = jax.eval_shape(project, jax.eval_shape(env.generator, key))
+    wanted = jax.eval_shape(skill.env.generator, key)
+
+    def describe(tree: Any) -> Any:
+        return jax.tree.map(lambda x: (str(x.dtype), len(x.shape)), tree)
+
+    if (jax.tree.structure(shown) != jax.tree.structure(wanted)
+            or describe(shown) != describe(wanted)):
+        raise ValueError(
+            f"skills: skill {skill.label} runs on {type(skill.env).__name__}'s task state, but "
+            f"{type(env).__name__} shows its {program} a {type(shown).__name__} "
+            f"({jax.tree.structure(shown)}); bind a skill trained on the task this program "
+            "belongs to")
+
+
+def _bind_skills(library: ProgramLibrary, skills: Optional[Mapping[str, Skill]]
+                 ) -> Tuple[ProgramLibrary, Dict[str, Skill]]:
+    """The library with every bound program in ``skill`` mode, and the bindings checked.
+
+    Raises:
+        ValueError: a binding to an unknown program or a primitive, a skill whose program takes
+            other arguments than the program it is bound to, or a program in ``skill`` mode
+            with no skill bound.
+        TypeError: a binding that is not a :class:`Skill`.
+    """
+    skills = dict(skills or {})
+    for name, skill in skills.items():
+        if not isinstance(skill, Skill):
+            raise TypeError(f"skills[{name!r}] must be an npigym Skill (npigym.skills.load "
+                            f"turns a saved skill or run directory into one), not "
+                            f"{type(skill).__name__}")
+        if name not in library:
+            raise ValueError(f"skills: no program {name!r} to bind {skill.label} to; programs "
+                             f"are {list(library.names[1:])}")
+        if library[name].mode == PRIMITIVE:
+            raise ValueError(f"skills: {name} is a primitive; only programs can be skills")
+        ours = [(a.name, a.values) for a in library[name].args]
+        theirs = [(a.name, a.values) for a in skill.env.library[skill.program].args]
+        if ours != theirs:
+            raise ValueError(f"skills: {name} takes arguments {ours} here but skill "
+                             f"{skill.label} executes {skill.program} with {theirs}")
+    if skills:
+        root = library.names[library.root]
+        modes = {**library.modes, **{name: SKILL for name in skills}}
+        library = ProgramLibrary(library.programs[1:], root, modes)
+    unbound = [n for n in library.skill_programs if n not in skills]
+    if unbound:
+        raise ValueError(f"modes: {unbound} are in 'skill' mode but no skill is bound to them; "
+                         "pass skills={program: skill}")
+    return library, skills

@@ -7,6 +7,9 @@ A program has a name, up to three arguments, the programs it may call, and a *mo
   acts inside that frame until it calls RETURN.
 - ``builtin``: executed inside ``step`` by the task's expert (its reference implementation), so
   the agent sees it as one macro action.
+- ``skill``: executed inside ``step`` by a *trained policy* bound to it (``ProgramEnv``'s
+  ``skills=``), on the task its policy was trained on, so the agent sees it as one macro action
+  the way it sees a builtin (``npigym.envs.machine.skill``).
 - ``inline``: not an action at all. Its callers may call its callees directly. Making every
   subprogram ``inline`` poses the task *flat* (the root calls primitives only).
 
@@ -26,16 +29,17 @@ import numpy as np
 PRIMITIVE = "primitive"
 AGENT = "agent"
 BUILTIN = "builtin"
+SKILL = "skill"
 INLINE = "inline"
-MODES = (PRIMITIVE, AGENT, BUILTIN, INLINE)
-CALLABLE_MODES = (AGENT, BUILTIN, INLINE)
+MODES = (PRIMITIVE, AGENT, BUILTIN, SKILL, INLINE)
+CALLABLE_MODES = (AGENT, BUILTIN, SKILL, INLINE)
 
 RETURN = "RETURN"
 RETURN_ID = 0
 NUM_ARGS = 3  # NPI passes a 3-tuple of integer arguments with every call.
 
 # What a program does when it is the action, as small integers the jitted step switches on.
-KIND_RETURN, KIND_PRIMITIVE, KIND_CALL, KIND_BUILTIN, KIND_NONE = 0, 1, 2, 3, 4
+KIND_RETURN, KIND_PRIMITIVE, KIND_CALL, KIND_BUILTIN, KIND_NONE, KIND_SKILL = 0, 1, 2, 3, 4, 5
 
 ModesLike = Union[None, str, Mapping[str, str]]
 
@@ -175,7 +179,7 @@ class ProgramLibrary:
         self.num_args = np.asarray([len(p.args) for p in programs], np.int32)
 
         kinds = {PRIMITIVE: KIND_PRIMITIVE, AGENT: KIND_CALL, BUILTIN: KIND_BUILTIN,
-                 INLINE: KIND_NONE}
+                 SKILL: KIND_SKILL, INLINE: KIND_NONE}
         self.kind = np.asarray([kinds[p.mode] for p in programs], np.int32)
         self.kind[RETURN_ID] = KIND_RETURN
 
@@ -218,6 +222,15 @@ class ProgramLibrary:
     @property
     def has_builtin(self) -> bool:
         return bool((self.kind == KIND_BUILTIN).any())
+
+    @property
+    def has_skill(self) -> bool:
+        return bool((self.kind == KIND_SKILL).any())
+
+    @property
+    def skill_programs(self) -> Tuple[str, ...]:
+        """Names of the programs in ``skill`` mode (each needs a bound skill)."""
+        return tuple(p.name for p in self.programs if p.mode == SKILL)
 
     @property
     def has_inline(self) -> bool:
@@ -272,7 +285,8 @@ class ProgramLibrary:
 
         With ``follow_all`` every non-primitive callee pushes a frame (a builtin running its
         subtree); otherwise only agent programs do, inline ones are part of their caller's frame
-        and builtins are counted separately.
+        and builtins are counted separately. A skill runs on its own task's stack, so it needs
+        no room on this one.
         """
         p = self.programs[i]
         if p.mode == PRIMITIVE:
@@ -281,6 +295,8 @@ class ProgramLibrary:
         for name in p.calls:
             j = self._index[name]
             callee = self.programs[j]
+            if callee.mode == SKILL and not follow_all:
+                continue
             if follow_all or callee.mode == AGENT:
                 deepest = max(deepest, self._frames_below(j, follow_all))
             elif callee.mode == INLINE:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Optional
+from typing import Mapping, Optional
 
 import chex
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ from jumanji import specs
 
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
+from npigym.envs.machine.skill import Skill
 from npigym.envs.machine.types import Frame
 from npigym.envs.sorting import constants as c
 from npigym.envs.sorting import task
@@ -120,6 +121,7 @@ class Sorting(ProgramEnv):
         invalid_action_penalty: float = 0.0,
         render_mode: str = "ansi",
         viewer: Optional[SortingViewer] = None,
+        skills: Optional[Mapping[str, Skill]] = None,
     ):
         if generator is None:
             max_length = c.DEFAULT_MAX_LENGTH if max_length is None else max_length
@@ -142,7 +144,7 @@ class Sorting(ProgramEnv):
         super().__init__(
             library, generator, reward=reward, observation=observation, time_limit=time_limit,
             invalid_action_penalty=invalid_action_penalty, render_mode=render_mode,
-            viewer=viewer or SortingViewer(library))
+            viewer=viewer or SortingViewer(library), skills=skills)
 
     # The four task functions (pure, in task.py).
     def apply_primitive(self, pad: SortPad, program: chex.Array, args: chex.Array):
