@@ -116,12 +116,13 @@ def make(id: str, **kwargs: Any) -> Any:
         TypeError: for a keyword the environment does not take (the message lists those it
             takes).
         ValueError: from the environment for values that make no sense.
+        npigym.skills.SkillError: (a ValueError) a skill named in ``skills=`` cannot be loaded.
     """
     env_spec = spec(id)
     factory = env_spec.load()
     merged = {**env_spec.kwargs, **kwargs}
     _check_kwargs(env_spec.id, factory, merged)
-    env = factory(**merged)
+    env = factory(**_resolve_skills(merged))
     # Recorded so traces and run directories can say how to rebuild the env; objects that take
     # no new attributes (slots, frozen) are returned as they are.
     try:
@@ -129,6 +130,18 @@ def make(id: str, **kwargs: Any) -> Any:
     except (AttributeError, TypeError):
         pass
     return env
+
+
+def _resolve_skills(kwargs: Dict[str, Any]) -> Dict[str, Any]:
+    """``skills={program: "name-or-path"}``: load the named skills (``npigym.skills``, imported
+    only here, since envs must not depend on it); Skill objects pass through as they are."""
+    skills = kwargs.get("skills")
+    if not isinstance(skills, Mapping) or not any(isinstance(v, str) for v in skills.values()):
+        return kwargs
+    from npigym.skills import load
+
+    loaded = {k: load(v) if isinstance(v, str) else v for k, v in skills.items()}
+    return {**kwargs, "skills": loaded}
 
 
 def registered_environments() -> List[str]:
@@ -192,6 +205,15 @@ def _register_builtin_environments() -> None:
              "bubble sort posed flat: BUBBLESORT calls MOVE_PTR/SWAP directly")
     register("Max-v0", "npigym.envs.sorting:Max", {},
              "NPI MAX = BUBBLESORT then RJMP; BUBBLESORT and RSHIFT are builtin skills")
+    multiplication = "npigym.envs.multiplication:Multiplication"
+    register("Multiplication-v0", multiplication, {},
+             "long multiplication whose additions are Addition's ADD (builtin or a skill)")
+    register("Multiplication-hierarchical-v0", multiplication, {"modes": "hierarchical"},
+             "multiplication with ADD's programs executed by the agent too (learn it all)")
+    register("Multiplication-flat-v0", multiplication, {"modes": "flat"},
+             "multiplication posed flat: MUL calls MOVE_PTR/WRITE/COMMIT/NEXT directly")
+    register("DotProduct-v0", "npigym.envs.dot_product:DotProduct", {},
+             "dot product of vectors of multi-digit numbers: ADD -> MUL -> DOT")
     register("DiscountingChain-v0", "npigym.envs.toy:DiscountingChain", {},
              "bsuite's Discounting Chain: 5 arms paying at steps 1-100, one pays 1.1 "
              "(meta-gradient toy)")
