@@ -205,6 +205,9 @@ def _register_builtin_environments() -> None:
              "bubble sort posed flat: BUBBLESORT calls MOVE_PTR/SWAP directly")
     register("Max-v0", "npigym.envs.sorting:Max", {},
              "NPI MAX = BUBBLESORT then RJMP; BUBBLESORT and RSHIFT are builtin skills")
+    register("KthLargest-v0", "npigym.envs.kth_largest:KthLargest", {},
+             "k-th largest value: KTH = BUBBLESORT then KJMP; BUBBLESORT and the shifts are "
+             "builtin skills")
     multiplication = "npigym.envs.multiplication:Multiplication"
     register("Multiplication-v0", multiplication, {},
              "long multiplication whose additions are Addition's ADD (builtin or a skill)")
