@@ -24,6 +24,8 @@ SUBCOMMAND_MODULES: List[str] = ["npigym.experiments.train", "npigym.experiments
 # npi-train / npi-eval / npi-play: the NPI's own commands, with its extra options (--base,
 # --train-programs); `train --agent npi`, `eval` and `play` dispatch to the same functions.
 SUBCOMMAND_MODULES.append("npigym.experiments.npi_runs")
+SUBCOMMAND_MODULES.append("npigym.skills.cli")
+SUBCOMMAND_MODULES.append("npigym.experiments.skill_curriculum")
 
 
 def parse_overrides(words: Sequence[str]) -> Dict[str, Any]:

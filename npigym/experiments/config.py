@@ -54,6 +54,11 @@ class TrainConfig:
         total_env_steps: environment steps per seed to train for.
         time_limit_s: also stop after this many seconds of training (None: no limit).
         checkpoint_every: save a checkpoint every this many host calls (and at the end).
+        skills: ``{program name: skill}``: bind trained skills to the env's programs (each
+            then runs as one macro action executed by its policy); a skill is a name in the
+            skill library (``NAME`` or ``NAME@vK``), a saved skill's directory or an
+            actor-critic run directory (``npigym.skills.load``). ``skills={ADD: add}`` on the
+            command line.
         curriculum: ``{program name: weight}``: start episodes in these programs' frames
             (``npigym.agents.curriculum``); empty for whole-task episodes only.
         curriculum_max_skip: start at one of the first ``curriculum_max_skip + 1`` calls of
@@ -81,6 +86,7 @@ class TrainConfig:
     total_env_steps: int = 20_000_000
     time_limit_s: Optional[float] = None
     checkpoint_every: int = 25
+    skills: Mapping[str, str] = dataclasses.field(default_factory=dict)
     curriculum: Mapping[str, float] = dataclasses.field(default_factory=dict)
     curriculum_max_skip: int = 2
     curriculum_max_forced: int = 0
@@ -173,6 +179,47 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
                     "frame_step_features": 0, "previous_action": True,
                     "previous_invalid": True, "ordinal_encoding": True},
+    },
+    # Composition (benchmarks/composition.py). MUL over ADD as one macro action: the Addition
+    # expert by default, a learned ADD with skills={ADD: <skill or run dir>}. MUL is a function
+    # of what its frame sees (a pending sum, the multiplier digit, the additions made at it),
+    # so the frames are memoryless, as sorting-macro's.
+    "multiplication-macro": {
+        "env": "Multiplication-v0", "env_kwargs": {"max_digits": 3, "reward": "dense"},
+        "eval_lengths": [3, 10],
+        "a2c": {"num_envs": 64, "rollout_length": 32, "learning_rate": 1e-3},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "frame_step_features": 0},
+    },
+    # Learning it all: the addition-hierarchical recipe with MUL on top of ADD's programs.
+    "multiplication-hierarchical": {
+        "env": "Multiplication-v0",
+        "env_kwargs": {"modes": "hierarchical", "max_digits": 3, "reward": "dense"},
+        "eval_lengths": [3, 10],
+        "curriculum": {"MUL": 1, "ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+        "curriculum_max_forced": 4, "curriculum_unlock": 0.8,
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3,
+                "credit": "frame", "postcondition_bonus": 1.0, "subtree_reward": True,
+                "uniform_kl_cost": 0.01},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "frame_step_features": 8, "ordinal_encoding": True},
+    },
+    # Flat: MUL calls MOVE_PTR, WRITE, COMMIT and NEXT directly (dense progress reward).
+    "multiplication-flat": {
+        "env": "Multiplication-v0",
+        "env_kwargs": {"modes": "flat", "max_digits": 3, "reward": "dense"},
+        "eval_lengths": [3, 10],
+        "a2c": {"num_envs": 128, "rollout_length": 32, "learning_rate": 1e-3},
+        "network": {"core": "lstm", "core_size": 64, "encoder_layers": [64],
+                    "head_layers": [64]},
+    },
+    # DOT over MUL as one macro action (the expert's, or skills={MUL: ...}).
+    "dot-product-macro": {
+        "env": "DotProduct-v0", "env_kwargs": {"max_length": 3, "max_digits": 2},
+        "eval_lengths": [2, 5],
+        "a2c": {"num_envs": 64, "rollout_length": 16, "learning_rate": 1e-3},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "frame_step_features": 0},
     },
     # Jumanji's Snake with the network sizes of Jumanji's own A2C baseline.
     "snake": {
@@ -281,6 +328,9 @@ def _check_type(key: str, value: Any, tp: Any) -> None:
         if args and args[1] is float:
             _check(all(_is_instance(v, float) for v in value.values()),
                    f"{key} values must be numbers, not {value!r}")
+        if args and args[1] is str:
+            _check(all(isinstance(v, str) and v for v in value.values()),
+                   f"{key} values must be non-empty strings, not {value!r}")
         return
     _check(_is_instance(value, tp), f"{key} must be {_type_name(tp)}, not {value!r} "
                                     f"({type(value).__name__})")

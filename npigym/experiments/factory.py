@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from npigym.agents.actor_critic import Trainer, make_train
 from npigym.agents.curriculum import SubprogramStartWrapper
@@ -14,15 +14,15 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
     """The configured environment: npigym's registry first, then Jumanji's.
 
     Args:
-        config: the training config (``env``, ``env_kwargs``, ``curriculum``).
+        config: the training config (``env``, ``env_kwargs``, ``skills``, ``curriculum``).
         size: set the env's size knobs (``min_digits`` / ``max_digits``, ...) to this value;
             any fixed ``time_limit`` is dropped so the default limit scales with the instance.
         whole_task: the task as posed, for evaluation: no curriculum wrapper and no
             ``train_env_kwargs``.
 
     Raises:
-        ConfigError: for an unknown id, bad keyword arguments, or a size on an env without size
-            knobs.
+        ConfigError: for an unknown id, bad keyword arguments, a size on an env without size
+            knobs, or a skill that cannot be loaded or bound.
     """
     import jumanji
 
@@ -31,6 +31,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
     kwargs = dict(config.env_kwargs)
     if not whole_task:
         kwargs.update(config.train_env_kwargs)
+    if config.skills:
+        kwargs["skills"] = _load_skills(config.skills)
     try:
         if config.env in npigym.registered_environments():
             if size is not None:
@@ -41,6 +43,9 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
                 kwargs.pop("time_limit", None)
             env = npigym.make(config.env, **kwargs)
         elif config.env in jumanji.registered_environments():
+            if config.skills:
+                raise ConfigError(f"skills bind to programs; {config.env} is a Jumanji env "
+                                  "without a program library")
             if size is not None:
                 raise ConfigError(f"{config.env} is a Jumanji env without size knobs")
             env = jumanji.make(config.env, **kwargs)
@@ -62,6 +67,16 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
         except (KeyError, ValueError) as e:
             raise ConfigError(f"curriculum: {e}") from None
     return env
+
+
+def _load_skills(refs: Any) -> Dict[str, Any]:
+    """``{program: Skill}`` of the config's ``{program: skill reference}``."""
+    from npigym.skills import SkillError, load
+
+    try:
+        return {program: load(ref) for program, ref in refs.items()}
+    except SkillError as e:
+        raise ConfigError(f"skills: {e}") from None
 
 
 def make_agent(config: TrainConfig, env: Any) -> Tuple[Network, Trainer]:
