@@ -40,7 +40,8 @@ class DotProduct(ProgramEnv):
     library is ADD -> MUL -> DOT (the position paper's linear layer in miniature).
 
     Programs: Multiplication's (Addition's, ``COMMIT``, ``NEXT``, ``MUL``; same ids), then
-    ``NEXT_PAIR`` (primitive: the next pair; the multiplier pointer back to the units column)
+    ``NEXT_PAIR`` (primitive: the next pair once this one is done; the multiplier pointer back
+    to the units column)
     and ``DOT`` -> ``MUL``, ``NEXT_PAIR``.
 
     Posings: the default has MUL builtin (the expert multiplies) and the agent executing

@@ -34,12 +34,14 @@ def embed_multiplication(d: DotPad, m: MulPad) -> DotPad:
 
 def apply_next_pair(d: DotPad) -> tuple[DotPad, chex.Array]:
     """NEXT_PAIR: the next pair becomes current, its multiplier pointer on the units column;
-    invalid on the last pair."""
+    invalid on the last pair and before the current pair is done (its multiplier's digits
+    used up, no sum pending), for the reason Multiplication's NEXT waits for a settled digit."""
     width = d.work.shape[1]
     moved = d.replace(pair=d.pair + 1, b_pointer=jnp.asarray(width - 2, jnp.int32),
                       reps=jnp.zeros((), jnp.int32),
                       add_pointers=jnp.full((4,), width - 2, jnp.int32))
-    return moved, d.pair + 1 < d.num_pairs
+    pending = mul.is_digit(d.work[2, width - 2])
+    return moved, (d.pair + 1 < d.num_pairs) & pair_done(d) & ~pending
 
 
 def pair_done(d: DotPad) -> chex.Array:

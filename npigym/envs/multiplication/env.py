@@ -39,7 +39,8 @@ class Multiplication(ProgramEnv):
     Programs: Addition's (``MOVE_PTR``, ``WRITE``, ``ADD``, ``ADD1``, ``CARRY``, ``LSHIFT``,
     ``RSHIFT``; same ids), then ``COMMIT`` (primitive: ACC takes OUT's sum; OUT and CARRY are
     cleared; the view's pointers return to the units column), ``NEXT`` (primitive: the next
-    multiplier digit) and ``MUL`` -> ``ADD``, ``COMMIT``, ``NEXT``.
+    multiplier digit, once the current one is settled: as many additions committed as the
+    digit) and ``MUL`` -> ``ADD``, ``COMMIT``, ``NEXT``.
 
     Posings (``modes``): the default has ADD builtin (the Addition expert as a macro action)
     and the agent executing MUL; ``skills={"ADD": skill}`` makes ADD a learned skill;

@@ -125,7 +125,10 @@ def apply_primitive(m: MulPad, program: chex.Array) -> tuple[MulPad, chex.Array]
     COMMIT: ACC takes OUT's sum, OUT and CARRY are cleared, the view's pointers go back to the
     units column and the digit's addition count goes up; invalid with no sum in OUT. NEXT: the
     multiplier pointer moves to the next digit and the count restarts; invalid once past the
-    multiplier's top digit.
+    multiplier's top digit, and before the digit is settled (as many additions committed as
+    the digit, none pending), as Sorting's pointer 3 moves only over settled cells. Why: a
+    NEXT that skipped additions could never be mended, and under the dense reward it lost all
+    progress at once; agents learned never to call NEXT (0 % success after 5 M steps).
     """
     width = m.pad.shape[1]
     empty = empty_row(width)
@@ -135,7 +138,9 @@ def apply_primitive(m: MulPad, program: chex.Array) -> tuple[MulPad, chex.Array]
         add_pointers=units, ink=jnp.zeros((), jnp.uint32), reps=m.reps + 1)
     moved = m.replace(b_pointer=m.b_pointer - 1, reps=jnp.zeros((), jnp.int32))
     is_commit = program == c.COMMIT
-    ok = jnp.where(is_commit, pending(m), (program == c.NEXT) & is_digit(m.pad[c.B, m.b_pointer]))
+    cell = m.pad[c.B, m.b_pointer]
+    settled = is_digit(cell) & (m.reps >= digit_value(cell)) & ~pending(m)
+    ok = jnp.where(is_commit, pending(m), (program == c.NEXT) & settled)
     return tree_where(is_commit, committed, moved), ok
 
 

@@ -54,15 +54,20 @@ def test_flat_posing_has_no_expert_but_steps():
     assert row_int(np.asarray(state.task.pad[c.OUT])) == 0 and int(state.task.reps) == 1
 
 
-def test_commit_needs_a_sum_and_next_stops_past_the_multiplier():
+def test_commit_needs_a_sum_and_next_a_settled_digit():
     env = Multiplication(generator=ProblemGenerator([(12, 3)]))
     state, _ = env.reset(jax.random.PRNGKey(0))
     step = jax.jit(env.step)
     _, ts = step(state, jnp.asarray([c.COMMIT, 0, 0, 0]))
     assert bool(ts.extras["invalid_action"])
+    _, ts = step(state, jnp.asarray([c.NEXT, 0, 0, 0]))  # 3 additions still to make
+    assert bool(ts.extras["invalid_action"])
+    for _ in range(3):
+        state, _ = step(state, jnp.asarray([c.ADD, 0, 0, 0]))
+        state, _ = step(state, jnp.asarray([c.COMMIT, 0, 0, 0]))
     state, ts = step(state, jnp.asarray([c.NEXT, 0, 0, 0]))
     assert not bool(ts.extras["invalid_action"]) and int(state.task.b_pointer) == env.width - 3
-    _, ts = step(state, jnp.asarray([c.NEXT, 0, 0, 0]))
+    _, ts = step(state, jnp.asarray([c.NEXT, 0, 0, 0]))  # past the multiplier's top digit
     assert bool(ts.extras["invalid_action"])
 
 
