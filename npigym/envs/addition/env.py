@@ -70,6 +70,8 @@ class Addition(ProgramEnv):
         invalid_action_penalty: subtracted from the reward of an invalid action.
         render_mode: default of ``render``: ``"ansi"``, ``"rgb_array"`` or ``"human"``.
         viewer: an ``AdditionViewer`` (or another ``ProgramViewer``).
+        skills: ``{program: Skill}``: trained policies run as those programs (``skill``
+            mode, ``npigym.envs.machine.skill``); ``npigym.make`` also takes skill names.
 
     ```python
     import jax
