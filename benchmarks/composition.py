@@ -1,7 +1,7 @@
 """Does composition pay? Multiplication learned over a learned ADD skill, against learning it all.
 
-Subcommands (each writes its part to ``benchmarks/results/composition/*.json``; ``report``
-assembles ``benchmarks/results/composition.md``):
+Subcommands (each writes its part into ``benchmarks/results/composition.json``; ``report``
+assembles ``benchmarks/results/composition.md`` from it):
 
 - ``train --arm ARM``: train Multiplication-v0's agent until every seed's greedy policy reaches
   ``--target`` on fresh instances of ``--size`` (both operands 1..size digits at training,
@@ -54,7 +54,7 @@ from npigym.experiments.evaluate import length_table
 from npigym.experiments.factory import make_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PARTS = RESULTS / "composition"
+PARTS = RESULTS / "composition.json"
 ARMS = {
     "skill": ("multiplication-macro", "ADD"),
     "builtin": ("multiplication-macro", None),
@@ -74,9 +74,11 @@ def arm_config(arm: str, seeds: int, skill: Optional[str], overrides: List[str])
     return load_config(preset, words)
 
 
-def _part(name: str) -> Path:
-    PARTS.mkdir(parents=True, exist_ok=True)
-    return PARTS / f"{name}.json"
+def _save_part(name: str, part: Dict[str, Any]) -> None:
+    """Store one part (a training arm, reliability, cost) in the study's JSON file."""
+    parts = json.loads(PARTS.read_text()) if PARTS.exists() else {}
+    parts[name] = part
+    PARTS.write_text(json.dumps(parts, indent=1))
 
 
 def cmd_train(args: argparse.Namespace, argv: List[str]) -> None:
@@ -97,7 +99,7 @@ def cmd_train(args: argparse.Namespace, argv: List[str]) -> None:
             "compile_s": run["compile_s"], "env_steps": run["calls"] * run["per_call"],
             "rows": rows, "curve": run["curve"], "run_dir": run_dir,
             "command": "benchmarks/composition.py " + " ".join(shlex.quote(a) for a in argv)}
-    _part(f"train-{args.arm}").write_text(json.dumps(part, indent=1))
+    _save_part(f"train-{args.arm}", part)
     print(json.dumps({k: part[k] for k in ("reached", "train_s", "env_steps")}))
 
 
@@ -156,7 +158,9 @@ def episode_outcomes(config: Any, params: Any, size: int, episodes: int, seed: i
 def cmd_reliability(args: argparse.Namespace, argv: List[str]) -> None:
     from npigym.experiments.evaluate import load_run
 
-    part = json.loads(_part(f"train-{args.arm}").read_text())
+    part = _load(f"train-{args.arm}")
+    if part is None:
+        raise SystemExit(f"no trained {args.arm} arm in {PARTS}; run `train --arm {args.arm}`")
     config, _, params, _ = load_run(part["run_dir"])
     rows = []
     for size in [int(x) for x in args.sizes.split(",")]:
@@ -165,9 +169,9 @@ def cmd_reliability(args: argparse.Namespace, argv: List[str]) -> None:
             row["seed"] = config.seed + s
             rows.append(row)
             print(json.dumps(row), flush=True)
-    _part(f"reliability-{args.arm}").write_text(json.dumps(
-        {"rows": rows, "command": "benchmarks/composition.py "
-                                  + " ".join(shlex.quote(a) for a in argv)}, indent=1))
+    _save_part(f"reliability-{args.arm}", {
+        "rows": rows, "command": "benchmarks/composition.py "
+                                 + " ".join(shlex.quote(a) for a in argv)})
 
 
 def cmd_cost(args: argparse.Namespace, argv: List[str]) -> None:
@@ -208,15 +212,15 @@ def cmd_cost(args: argparse.Namespace, argv: List[str]) -> None:
     for r in rows:
         r["ratio_vs_builtin"] = r["steps_per_s"] / ref
         print(json.dumps(r), flush=True)
-    _part("cost").write_text(json.dumps(
-        {"rows": rows, "batch": args.batch, "steps": args.steps, "rounds": args.rounds,
-         "size": args.size, "command": "benchmarks/composition.py "
-                                       + " ".join(shlex.quote(a) for a in argv)}, indent=1))
+    _save_part("cost", {"rows": rows, "batch": args.batch, "steps": args.steps,
+                        "rounds": args.rounds, "size": args.size,
+                        "command": "benchmarks/composition.py "
+                                   + " ".join(shlex.quote(a) for a in argv)})
 
 
 def _load(name: str) -> Optional[Dict[str, Any]]:
-    path = _part(name)
-    return json.loads(path.read_text()) if path.exists() else None
+    parts = json.loads(PARTS.read_text()) if PARTS.exists() else {}
+    return parts.get(name)
 
 
 def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:

@@ -7,6 +7,7 @@ skill = skills.skill_from_run("runs/Sorting-v0-a2c-...")     # straight from a r
 info = skills.save("runs/Sorting-v0-a2c-...", "bubblesort")  # skills/bubblesort/v1/
 skill = skills.load("bubblesort@v1")
 env = npigym.make("Max-v0", skills={"BUBBLESORT": skill})
+add = skills.skill_from_npi_run("runs/add-npi", "ADD")   # a program of an NPI run
 ```
 
 ``npigym.envs`` never imports this package (the machine knows only
@@ -23,7 +24,8 @@ from npigym.skills.library import (
     save,
     skills_root,
 )
+from npigym.skills.npi import skill_from_npi_run
 from npigym.skills.policy import SkillError, skill_from_run
 
 __all__ = ["ENV_VAR", "SkillError", "SkillInfo", "info", "list_skills", "load", "save",
-           "skill_from_run", "skills_root"]
+           "skill_from_npi_run", "skill_from_run", "skills_root"]

@@ -3,7 +3,7 @@
     npigym skills list [--root R]
     npigym skills show REF [--root R]
     npigym skills save RUN_DIR --name NAME [--program P] [--seed-index I] [--sizes 5,20,100]
-                       [--episodes N] [--root R]
+                       [--episodes N] [--task ENV_ID] [--root R]
 
 The root is ``--root``, else ``$NPIGYM_SKILLS``, else ``skills/`` under the current directory.
 """
@@ -57,7 +57,8 @@ def _run_save(args: argparse.Namespace) -> int:
     sizes = _parse_sizes(args.sizes)
     try:
         saved = save(args.run_dir, args.name, program=args.program, seed_index=args.seed_index,
-                     root=args.root, eval_sizes=sizes, episodes=args.episodes)
+                     root=args.root, eval_sizes=sizes, episodes=args.episodes,
+                     task=args.task)
     except SkillError as e:
         raise SystemExit(f"npigym skills: {e}") from None
     print(f"saved {saved.ref} to {saved.path}")
@@ -83,7 +84,7 @@ def add_parser(subparsers: Any) -> None:
     q.set_defaults(run=_run_show)
 
     q = sub.add_parser("save", help="save a run's policy as the next version of a skill")
-    q.add_argument("run_dir", help="an actor-critic run directory of `npigym train`")
+    q.add_argument("run_dir", help="a run directory of `npigym train` (actor-critic or NPI)")
     q.add_argument("--name", required=True, help="the skill's name")
     q.add_argument("--program", default=None,
                    help="the program it executes (default: the env's root)")
@@ -91,5 +92,7 @@ def add_parser(subparsers: Any) -> None:
     q.add_argument("--sizes", default="5,20,100",
                    help="instance sizes to measure success at ('none': skip)")
     q.add_argument("--episodes", type=int, default=20, help="episodes per size")
+    q.add_argument("--task", default=None,
+                   help="NPI runs of several envs: the env id whose program it is")
     root_option(q)
     q.set_defaults(run=_run_save)

@@ -57,6 +57,7 @@ NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 VERSION_RE = re.compile(r"^v([1-9][0-9]*)$")
 # Separates the levels of a parameter's path in params.npz (haiku module names contain "/").
 KEY_SEP = "|"
+AC_AGENT = "actor_critic"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +77,11 @@ class SkillInfo:
         network: the network config.
         success: success rate per instance size (``{size: rate}``; empty when not measured).
         success_source: how ``success`` was measured, or why it is empty.
+        agent: which agent the parameters are: ``"actor_critic"`` (``network`` is its
+            network config) or ``"npi"`` (``network`` is the NPI's sizes; ``npi`` says the
+            task, program table, end modes, mask and alpha of its interpreter). Written to
+            ``skill.yaml`` only for NPIs (absent: actor-critic).
+        npi: see ``agent`` (empty for actor-critic skills).
     """
 
     name: str
@@ -94,6 +100,8 @@ class SkillInfo:
     network: Mapping[str, Any]
     success: Mapping[Any, float]
     success_source: str
+    agent: str = AC_AGENT
+    npi: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def ref(self) -> str:
@@ -102,6 +110,8 @@ class SkillInfo:
     def to_yaml_dict(self) -> Dict[str, Any]:
         out = {"format": FORMAT, **dataclasses.asdict(self)}
         del out["path"]
+        if self.agent == AC_AGENT:  # actor-critic skill.yaml files are as they always were
+            del out["agent"], out["npi"]
         return _plain(out)
 
     def describe(self) -> str:
@@ -113,6 +123,9 @@ class SkillInfo:
                  f"  env       {self.env} {dict(self.env_kwargs)}"
                  + (f" skills {dict(self.env_skills)}" if self.env_skills else ""),
                  f"  source    {self.source} (seed index {self.seed_index})",
+                 *([f"  agent     {self.agent} (task {self.npi.get('task')}, mask "
+                    f"{self.npi.get('mask')}, alpha {self.npi.get('alpha')})"]
+                   if self.agent != AC_AGENT else []),
                  f"  created   {self.created}",
                  f"  success   {sizes} [{self.success_source}]",
                  f"  params    sha256 {self.params_sha256}"]
@@ -280,7 +293,9 @@ def read_info(version_dir: str) -> SkillInfo:
     except (OSError, yaml.YAMLError) as e:
         raise SkillError(f"{path}: corrupt {META} ({type(e).__name__}: "
                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
-    fields = [f.name for f in dataclasses.fields(SkillInfo) if f.name != "path"]
+    fields = [f.name for f in dataclasses.fields(SkillInfo) if f.name != "path"
+              and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    optional = [f.name for f in dataclasses.fields(SkillInfo) if f.name not in [*fields, "path"]]
     if not isinstance(meta, dict):
         raise SkillError(f"{path}: corrupt {META} (not a mapping)")
     missing = [k for k in fields if k not in meta]
@@ -289,7 +304,7 @@ def read_info(version_dir: str) -> SkillInfo:
     if meta.get("format") != FORMAT:
         raise SkillError(f"{path}: {META} has format {meta.get('format')!r}; this npigym reads "
                          f"format {FORMAT}")
-    return SkillInfo(path=version_dir, **{k: meta[k] for k in fields})
+    return SkillInfo(path=version_dir, **{k: meta[k] for k in fields + optional if k in meta})
 
 
 def info(ref: str, root: Optional[str] = None) -> SkillInfo:
@@ -322,11 +337,13 @@ DEFAULT_EVAL_SIZES = (5, 20, 100)
 
 def save(run_dir: str, name: str, program: Optional[str] = None, seed_index: int = 0,
          root: Optional[str] = None, eval_sizes: Optional[Sequence[int]] = DEFAULT_EVAL_SIZES,
-         episodes: int = 20) -> SkillInfo:
+         episodes: int = 20, task: Optional[str] = None) -> SkillInfo:
     """Save a run's policy as the next version of skill ``name``.
 
     Args:
-        run_dir: an actor-critic run directory of ``npigym train``.
+        run_dir: an actor-critic run directory of ``npigym train``, or an NPI run directory
+            (``npigym npi-train``: saved with ``agent: npi``, see
+            :func:`npigym.skills.npi.skill_from_npi_run`).
         name: the skill's name (letters, digits, ``_ . -``).
         program: the program the skill executes (default: the env's root).
         seed_index: which of the run's seeds.
@@ -335,6 +352,7 @@ def save(run_dir: str, name: str, program: Optional[str] = None, seed_index: int
             (empty or None: not measured). For another program the run's ``eval.json`` (the
             whole task's success) is recorded if present.
         episodes: episodes per size.
+        task: NPI runs only: which env of a multi-task run (an env id or task family).
 
     Raises:
         SkillError: a bad name, not a run directory, a missing seed, or a program the policy
@@ -352,6 +370,10 @@ def save(run_dir: str, name: str, program: Optional[str] = None, seed_index: int
         raise SkillError(f"{run_dir} is not a run directory of `npigym train` (no {rd.CONFIG})")
     if episodes < 1:
         raise SkillError(f"episodes must be >= 1, not {episodes}")
+    if _is_npi_run(run_dir):
+        return _save_npi(run_dir, name, program, seed_index, root, eval_sizes, episodes, task)
+    if task is not None:
+        raise SkillError(f"{run_dir}: task= is for NPI runs; an actor-critic run has one env")
     try:
         config, _, params, _ = load_run(run_dir)
         env = make_env(config, whole_task=True)
@@ -390,6 +412,27 @@ def save(run_dir: str, name: str, program: Optional[str] = None, seed_index: int
         params_sha256=params_hash(flat), network=to_dict(config.network),
         success=success, success_source=source)
     return _write(info, flat, os.path.join(run_dir, rd.CONFIG), skills_root(root))
+
+
+def _is_npi_run(run_dir: str) -> bool:
+    from npigym.experiments.npi_runs import is_npi_run
+
+    return is_npi_run(run_dir)
+
+
+def _save_npi(run_dir: str, name: str, program: Optional[str], seed_index: int,
+              root: Optional[str], eval_sizes: Optional[Sequence[int]], episodes: int,
+              task: Optional[str]) -> SkillInfo:
+    """:func:`save` of an NPI run (one model: seed index 0 only)."""
+    from npigym.skills import npi
+
+    check_seed_index(seed_index, 1, run_dir)
+    fields, params, config_path = npi.save_fields(run_dir, program, task, eval_sizes, episodes)
+    flat = {k: np.asarray(v) for k, v in flatten_params(jax.device_get(params)).items()}
+    info = SkillInfo(name=name, version=0, path="",
+                     created=datetime.datetime.now().isoformat(timespec="seconds"),
+                     params_sha256=params_hash(flat), **fields)
+    return _write(info, flat, config_path, skills_root(root))
 
 
 def _pin(ref: str) -> str:
@@ -503,7 +546,8 @@ def _check_params_fit(info: SkillInfo, flat: Mapping[str, np.ndarray], env: Any,
 
 
 def load(ref: str, budget: Optional[int] = None, root: Optional[str] = None) -> Skill:
-    """A saved skill (``NAME``, ``NAME@vK``, a version directory) or a run directory's policy.
+    """A saved skill (``NAME``, ``NAME@vK``, a version directory) or a run directory's policy
+    (an actor-critic run's, or an NPI run's executing its env's root).
 
     Checked before anything compiles: ``skill.yaml`` and the params file are readable, the
     parameters hash to the saved sha256, the rebuilt env has the program and shows the
@@ -516,9 +560,19 @@ def load(ref: str, budget: Optional[int] = None, root: Optional[str] = None) -> 
     from npigym.skills.policy import skill_from_run
 
     if isinstance(ref, str) and _is_run_dir(ref):
+        if _is_npi_run(ref):
+            from npigym.skills.npi import skill_from_npi_run
+
+            return skill_from_npi_run(ref, budget=budget)
         return skill_from_run(ref, budget=budget)
     info = read_info(resolve(ref, root))
     flat = read_params(info)
+    if info.agent == "npi":
+        from npigym.skills.npi import load_saved
+
+        return load_saved(info, flat, budget)
+    if info.agent != AC_AGENT:
+        raise SkillError(f"skill {info.ref}: unknown agent {info.agent!r} in its {META}")
     env, config = _rebuild_env(info)
     if getattr(env, "library", None) is None or info.program not in env.library:
         programs = list(env.library.names[1:]) if hasattr(env, "library") else []
