@@ -66,3 +66,13 @@ def test_bad_knobs():
         RandomGenerator(min_digits=3, max_digits=2)
     with pytest.raises(ValueError, match="same, non-zero length"):
         VectorGenerator([1, 2], [3])
+
+
+def test_flat_posing_calls_every_primitive_from_dot():
+    env = DotProduct(modes="flat", max_length=2, max_digits=1)
+    state, ts = env.reset(jax.random.PRNGKey(0))
+    mask = np.asarray(ts.observation.action_mask)
+    assert {env.library.names[i] for i in np.flatnonzero(mask)} == {
+        "RETURN", "MOVE_PTR", "WRITE", "COMMIT", "NEXT", "NEXT_PAIR"}
+    with pytest.raises(ValueError, match="inlines"):
+        env.expert_action(state)
