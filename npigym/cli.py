@@ -81,6 +81,7 @@ def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, 
     import dataclasses
 
     from npigym.agents.networks import make_network
+    from npigym.experiments import run_dir as rd
     from npigym.experiments.config import ConfigError
     from npigym.experiments.evaluate import agent_policy, load_run
     from npigym.experiments.factory import make_env as make_config_env
@@ -89,7 +90,7 @@ def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, 
         config, _, params, _ = load_run(run_dir)
         config = dataclasses.replace(config, env_kwargs={**config.env_kwargs, **options})
         env = make_config_env(config, size=size, whole_task=True)
-    except (ConfigError, FileNotFoundError) as e:
+    except (ConfigError, FileNotFoundError, rd.CheckpointError) as e:
         raise SystemExit(f"npigym: {e}") from None
     if not hasattr(env, "library"):
         raise SystemExit(f"npigym: play shows program-machine envs; {config.env} is not one "
@@ -197,7 +198,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if unknown or (options and not getattr(args, "takes_options", False)):
         parser.error(f"unrecognized arguments: {' '.join(unknown or options)}")
     args.options = options
-    return args.run(args)
+    try:
+        return args.run(args)
+    except BrokenPipeError:  # `npigym list -v | head`: the reader left; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout
+        return 141  # 128 + SIGPIPE, as a shell reports a command killed by the pipe
 
 
 if __name__ == "__main__":

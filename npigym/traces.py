@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import zipfile
 from typing import Any, Dict, Iterator, Mapping, Optional
 
 import jax
@@ -279,6 +280,7 @@ def _metadata(env: ProgramEnv) -> Dict[str, Any]:
         "env_kwargs": _jsonable(getattr(env, "env_kwargs", {})),
         "env": repr(env),
         "programs": list(env.library.names),
+        "arg_values": int(np.asarray(env.library.arg_valid).shape[-1]),
         "modes": env.library.modes,
     }
 
@@ -318,6 +320,11 @@ def load(path: str) -> Traces:
     """
     if not os.path.exists(path):
         raise TraceFileError(f"no trace file at {path!r}")
+    if not zipfile.is_zipfile(path):  # np.load would blame pickled data and hint at unsafety
+        with open(path, "rb") as f:
+            head = f.read(16)
+        raise TraceFileError(f"{path!r} is not a readable .npz trace file (not a zip archive; "
+                             f"it starts with {head!r})")
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -352,12 +359,39 @@ def load(path: str) -> Traces:
     if lengths.ndim != 1 or success.shape != lengths.shape or np.any(lengths < 0) \
             or int(lengths.sum()) != n.pop():
         raise TraceFileError(f"{path!r}: episode lengths do not add up to the number of rows")
-    num_programs = len(metadata.get("programs", [])) or None
-    if num_programs is not None and rows["next_program"].size and (
-            rows["next_program"].min() < 0 or rows["next_program"].max() >= num_programs):
-        raise TraceFileError(f"{path!r}: program ids outside the library's 0..{num_programs - 1}")
+    _check_ranges(path, rows, lengths, metadata)
     return Traces(observation=observation, **rows, lengths=lengths.astype(np.int32),
                   success=success.astype(bool), metadata=metadata)
+
+
+def _check_ranges(path: str, rows: Mapping[str, np.ndarray], lengths: np.ndarray,
+                  metadata: Mapping[str, Any]) -> None:
+    """Every row field within its range (TraceFileError naming the field, row and value)."""
+
+    def bad(field: str, lo: int, hi: Optional[int], what: str = "values") -> None:
+        a = rows[field]
+        wrong = (a < lo) | ((a > hi) if hi is not None else False)
+        if np.any(wrong):
+            i = np.argwhere(wrong)[0]
+            bound = f"{lo}..{hi}" if hi is not None else f">= {lo}"
+            raise TraceFileError(f"{path!r}: {what} outside {bound}: {field}"
+                                 f"[{', '.join(map(str, i))}] = {a[tuple(i)]}")
+
+    programs = metadata.get("programs")
+    if not isinstance(programs, list) or not programs:
+        raise TraceFileError(f"{path!r}: metadata has no program list")
+    bad("program", 0, len(programs) - 1, "program ids")
+    bad("next_program", 0, len(programs) - 1, "program ids")
+    arg_values = metadata.get("arg_values")  # absent in files of older npigyms: >= 0 only
+    hi = int(arg_values) - 1 if isinstance(arg_values, int) and arg_values > 0 else None
+    bad("args", 0, hi, "argument values")
+    bad("next_args", 0, hi, "argument values")
+    bad("depth", 0, None, "depths")
+    expected = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths.astype(np.int64))
+    if not np.array_equal(rows["episode_index"], expected):
+        i = int(np.argmax(rows["episode_index"] != expected))
+        raise TraceFileError(f"{path!r}: episode_index[{i}] = {rows['episode_index'][i]}; the "
+                             f"episode lengths put row {i} in episode {expected[i]}")
 
 
 def _flatten(tree: Any, prefix: str):

@@ -495,23 +495,35 @@ def load_config(source: Optional[str] = None, overrides: Sequence[str] = (),
     if base:
         tree.update(base)
     if source:
-        if source in PRESETS:
-            loaded: Any = PRESETS[source]
-        elif os.path.exists(source):
-            with open(source) as f:
-                loaded = yaml.safe_load(f) or {}
-        else:
-            raise ConfigError(f"--config {source!r} is neither a file nor a preset; presets: "
-                              f"{', '.join(PRESETS)}")
-        if not isinstance(loaded, Mapping):
-            raise ConfigError(f"config {source!r} must hold a mapping of keys to values")
-        tree = _merge(tree, loaded)
+        tree = _merge(tree, read_source(source))
     for word in overrides:
         key, sep, value = word.partition("=")
         if not sep or not key:
             raise ConfigError(f"expected key=value, got {word!r}")
         tree = _merge(tree, {key: parse_value(value)})
     return from_dict(tree)
+
+
+def read_source(source: str) -> Mapping[str, Any]:
+    """The mapping of a preset name or a YAML file (unresolved).
+
+    Raises:
+        ConfigError: neither a preset nor a readable YAML file of a mapping.
+    """
+    if source in PRESETS:
+        return PRESETS[source]
+    if not os.path.exists(source):
+        raise ConfigError(f"--config {source!r} is neither a file nor a preset; presets: "
+                          f"{', '.join(PRESETS)}")
+    try:
+        with open(source) as f:
+            loaded = yaml.safe_load(f) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ConfigError(f"config {source!r} is not readable YAML ({first})") from None
+    if not isinstance(loaded, Mapping):
+        raise ConfigError(f"config {source!r} must hold a mapping of keys to values")
+    return loaded
 
 
 def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> Dict[str, Any]:
@@ -539,11 +551,23 @@ def to_dict(config: Any) -> Dict[str, Any]:
 
 
 def save_config(config: TrainConfig, path: str) -> None:
-    with open(path, "w") as f:
-        yaml.safe_dump(to_dict(config), f, sort_keys=False)
+    """Write ``config`` as YAML, atomically (a crash leaves the old file or the new one)."""
+    from npigym.experiments.run_dir import atomic_write
+
+    atomic_write(path, yaml.safe_dump(to_dict(config), sort_keys=False))
 
 
 def read_config(path: str) -> TrainConfig:
-    """A resolved config written by :func:`save_config`."""
-    with open(path) as f:
-        return from_dict(yaml.safe_load(f) or {})
+    """A resolved config written by :func:`save_config`.
+
+    Raises:
+        ConfigError: the file is missing, not YAML, or not a valid config (one line).
+    """
+    if not os.path.exists(path):
+        raise ConfigError(f"no config at {path}")
+    try:
+        return from_dict(read_source(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    except (TypeError, ValueError, AttributeError) as e:  # well-formed YAML, wrong shapes
+        raise ConfigError(f"{path} is not a valid run config ({e})") from None

@@ -210,7 +210,7 @@ def _run_eval(args: argparse.Namespace) -> int:
                                         else list(config.eval_lengths) or [None])
         table = evaluate_run(args.run_dir, lengths, args.episodes or config.eval_episodes,
                              greedy=not args.sample)
-    except ConfigError as e:
+    except (ConfigError, rd.CheckpointError) as e:
         raise SystemExit(f"npigym eval: {e}") from None
     print(table)
     print(f"saved {os.path.join(args.run_dir, rd.EVAL_MD)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import os
@@ -20,13 +21,20 @@ class MetricsLogger:
 
     The CSV's columns are the scalar keys of the first record (a resumed run keeps the file's
     header); JSONL keeps everything, including per-seed and per-program lists.
+
+    A resumed run passes ``truncate_to_call``, its checkpoint's call: records of later calls
+    (logged before a crash, and about to be logged again) and a torn last line are dropped
+    first, so each call appears exactly once.
     """
 
-    def __init__(self, run_dir: str, tensorboard: bool = True):
+    def __init__(self, run_dir: str, tensorboard: bool = True,
+                 truncate_to_call: Optional[int] = None):
         self.run_dir = run_dir
         self.jsonl_path = os.path.join(run_dir, rd.METRICS_JSONL)
         self.csv_path = os.path.join(run_dir, rd.METRICS_CSV)
         self.columns: Optional[List[str]] = None
+        if truncate_to_call is not None:
+            truncate_metrics(run_dir, truncate_to_call)
         if os.path.exists(self.csv_path):
             with open(self.csv_path) as f:
                 header = f.readline().strip()
@@ -76,12 +84,60 @@ def _json_default(x: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(x).__name__}")
 
 
-def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
-    path = os.path.join(run_dir, rd.METRICS_JSONL)
+def _parse_jsonl(path: str) -> List[Dict[str, Any]]:
+    """The records of a JSONL file, skipping lines that do not parse (a line torn by a crash
+    mid-write) or are not records."""
     if not os.path.exists(path):
         return []
-    with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+    records = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+    return records
+
+
+def read_metrics(run_dir: str) -> List[Dict[str, Any]]:
+    """The records of ``metrics.jsonl`` (a torn or garbled line is skipped)."""
+    return _parse_jsonl(os.path.join(run_dir, rd.METRICS_JSONL))
+
+
+def truncate_metrics(run_dir: str, call: int) -> None:
+    """Keep the records of calls ``1..call`` (once each, the first copy) in ``metrics.jsonl``
+    and ``metrics.csv``, dropping later calls and torn lines; both files are rewritten
+    atomically."""
+    jsonl = os.path.join(run_dir, rd.METRICS_JSONL)
+    if os.path.exists(jsonl):
+        seen, kept = set(), []
+        for r in _parse_jsonl(jsonl):
+            c = r.get("call")
+            if isinstance(c, int) and c <= call and c not in seen:
+                seen.add(c)
+                kept.append(json.dumps(r, default=_json_default) + "\n")
+        rd.atomic_write(jsonl, "".join(kept))
+    path = os.path.join(run_dir, rd.METRICS_CSV)
+    if os.path.exists(path):
+        with open(path, newline="", errors="replace") as f:
+            rows = list(csv.reader(f))
+        header = rows[0] if rows else []
+        out = io.StringIO()
+        w = csv.writer(out)
+        if header and "call" in header:
+            i, seen = header.index("call"), set()
+            w.writerow(header)
+            for row in rows[1:]:
+                try:
+                    c = int(float(row[i]))
+                except (IndexError, ValueError):
+                    continue
+                if len(row) == len(header) and c <= call and c not in seen:
+                    seen.add(c)
+                    w.writerow(row)
+        rd.atomic_write(path, out.getvalue())
 
 
 def plot_learning_curves(run_dir: str, path: Optional[str] = None) -> Optional[str]:

@@ -197,13 +197,20 @@ def parse_overrides(words: Sequence[str]) -> Dict[str, Any]:
 
 
 def save_config(config: RunConfig, path: str) -> None:
-    with open(path, "w") as f:
-        yaml.safe_dump(config_to_dict(config), f, sort_keys=False)
+    rd.atomic_write(path, yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 def read_config(path: str) -> RunConfig:
-    with open(path) as f:
-        return config_from_dict(yaml.safe_load(f) or {})
+    """The run config at ``path``; RunConfigError (one line) when it is unreadable."""
+    try:
+        with open(path) as f:
+            tree = yaml.safe_load(f) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunConfigError(f"{path} is not a readable config ({first})") from None
+    if not isinstance(tree, Mapping):
+        raise RunConfigError(f"{path} must hold a mapping of keys to values")
+    return config_from_dict(tree)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -361,8 +368,15 @@ def train_run(config: RunConfig, run_dir: Optional[str] = None, runs_root: str =
                   f"{k.split('/')[0]} acc {v:.4f}" for k, v in record.items()
                   if k.endswith("/token_acc")), file=out, flush=True)
 
-    params, summary = npi_training.train(prepared.model, prepared.params, prepared.data,
-                                         config.train, prepared.trainable, log)
+    try:
+        params, summary = npi_training.train(prepared.model, prepared.params, prepared.data,
+                                             config.train, prepared.trainable, log)
+    except npi_training.NonFiniteError as e:  # keep the last good parameters, if any
+        if e.update:
+            save_run(run_dir, config, prepared.meta, e.params,
+                     {"updates": e.update, "wall_time": 0.0, "stopped": str(e)})
+            e.args = (f"{e}; saved update {e.update}'s parameters in {run_dir}",)
+        raise
     save_run(run_dir, config, prepared.meta, params, summary)
     curves = plot_curves(run_dir)
     print(f"trained {summary['updates']:,} updates in {summary['wall_time']:.0f} s; run "
@@ -613,7 +627,7 @@ def train_from_command_line(traces: Sequence[str], options: Sequence[str],
         config = config_from_dict({**extra, **parse_overrides(options)}, base=config)
         return train_run(config, run_dir=run_dir, runs_root=runs_root, final_eval=final_eval)
     except (RunConfigError, npi_data.TraceInputError, trace_files.TraceFileError,
-            OSError) as e:
+            npi_training.NonFiniteError, OSError) as e:
         raise SystemExit(f"npigym npi-train: {e}") from None
 
 

@@ -11,16 +11,29 @@ runs/Addition-v0-a2c-20261122-051500/
   learning_curves.png    return and success against env steps
   eval.json, eval.md     the length-generalisation table
 ```
+
+Crash safety. A checkpoint carries its own progress record and a SHA-256 digest of the saved
+state in orbax's step metadata, so the two are committed together (orbax finalises a step
+directory by renaming it; a run killed mid-save leaves only a temporary directory that orbax
+ignores). ``progress.json`` is a convenience copy, written atomically after the save; a
+resume reads the checkpoint's own record. :meth:`Checkpointer.restore` checks the digest and
+that every floating-point leaf is finite, and falls back to the newest intact checkpoint
+(with a warning) when the latest one is unreadable; when none is intact it raises
+:class:`CheckpointError` with one line per checkpoint tried.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import json
 import os
-from typing import Any, Dict, Optional, Tuple
+import sys
+import tempfile
+from typing import Any, Dict, List, Optional, Tuple
 
 import jax
+import numpy as np
 
 CONFIG = "config.yaml"
 METRICS_JSONL = "metrics.jsonl"
@@ -31,6 +44,10 @@ PROGRESS = "progress.json"
 CURVES = "learning_curves.png"
 EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
+
+
+class CheckpointError(ValueError):
+    """No intact checkpoint to restore (missing, truncated, corrupted or non-finite)."""
 
 
 def new_run_dir(root: str, env_id: str, agent: str) -> str:
@@ -48,8 +65,54 @@ def is_run_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG))
 
 
+def atomic_write(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new
+    one, never a torn one: a temporary file in the same directory, fsync, ``os.replace``."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _host_leaves(tree: Any) -> List[np.ndarray]:
+    def host(x: Any) -> np.ndarray:
+        if isinstance(x, jax.Array) and jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+            x = jax.random.key_data(x)
+        return np.asarray(jax.device_get(x))
+
+    return [host(x) for x in jax.tree.leaves(tree)]
+
+
+def tree_digest(tree: Any) -> str:
+    """SHA-256 of a pytree's leaves (dtype, shape and bytes, in tree order)."""
+    h = hashlib.sha256()
+    for a in _host_leaves(tree):
+        h.update(f"{a.dtype.str}{a.shape}".encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()
+
+
+def non_finite_leaves(tree: Any) -> List[str]:
+    """Paths of the floating-point leaves of ``tree`` that hold a NaN or an infinity."""
+    bad = []
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        dtype = getattr(x, "dtype", None)
+        if dtype is not None and jax.dtypes.issubdtype(dtype, np.inexact) \
+                and not np.all(np.isfinite(np.asarray(jax.device_get(x)))):
+            bad.append(jax.tree_util.keystr(path))
+    return bad
+
+
 class Checkpointer:
-    """Orbax checkpoints of the training state, plus host counters in ``progress.json``.
+    """Orbax checkpoints of the training state, each with its progress record and digest.
 
     Args:
         run_dir: the run directory.
@@ -69,30 +132,77 @@ class Checkpointer:
                                                  enable_async_checkpointing=False))
 
     def save(self, step: int, state: Any, progress: Dict[str, Any]) -> None:
-        self.manager.save(step, args=self._ocp.args.StandardSave(state), force=True)
+        """Save ``state`` as checkpoint ``step`` with ``progress`` in its own metadata."""
+        record = {"checkpoint": int(step), **progress}
+        self.manager.save(step, args=self._ocp.args.StandardSave(state), force=True,
+                          custom_metadata={"progress": record, "digest": tree_digest(state)})
         self.manager.wait_until_finished()
-        with open(os.path.join(self.run_dir, PROGRESS), "w") as f:
-            json.dump({"checkpoint": step, **progress}, f, indent=1)
+        atomic_write(os.path.join(self.run_dir, PROGRESS), json.dumps(record, indent=1))
 
     def latest_step(self) -> Optional[int]:
         return self.manager.latest_step()
 
-    def restore(self, abstract_state: Any, step: Optional[int] = None
-                ) -> Tuple[Any, Dict[str, Any]]:
-        """The state saved at ``step`` (default: the latest) shaped like ``abstract_state``
-        (e.g. ``jax.eval_shape`` of the init function), and the saved progress counters."""
-        step = self.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoint in {os.path.join(self.run_dir, CHECKPOINTS)}")
-        state = self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract_state))
-        progress: Dict[str, Any] = {}
-        path = os.path.join(self.run_dir, PROGRESS)
-        if os.path.exists(path):
-            with open(path) as f:
+    def _progress(self, step: int, metadata: Dict[str, Any]) -> Dict[str, Any]:
+        if "progress" in metadata:
+            return dict(metadata["progress"])
+        # A checkpoint of an older npigym: the separate progress.json, if it is this step's.
+        try:
+            with open(os.path.join(self.run_dir, PROGRESS)) as f:
                 progress = json.load(f)
-            if progress.get("checkpoint") != step:  # progress of a later, unfinished save
-                progress = {}
-        return state, progress
+        except (OSError, ValueError):
+            progress = {}
+        if not isinstance(progress, dict) or progress.get("checkpoint") != step:
+            progress = {}
+        return {**progress, "checkpoint": step}
+
+    def _restore_one(self, abstract_state: Any, step: int) -> Tuple[Any, Dict[str, Any]]:
+        try:
+            metadata = dict(self.manager.metadata(step).custom_metadata or {})
+        except Exception:  # an unreadable _CHECKPOINT_METADATA: the data may still be intact
+            metadata = {}
+        state = self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract_state))
+        digest = metadata.get("digest")
+        if digest is not None and tree_digest(state) != digest:
+            raise CheckpointError("its contents do not match the digest saved with it "
+                                  "(corrupted)")
+        bad = non_finite_leaves(state)
+        if bad:
+            raise CheckpointError(f"non-finite values in {', '.join(bad[:3])}"
+                                  + (f" and {len(bad) - 3} more" if len(bad) > 3 else ""))
+        return state, self._progress(step, metadata)
+
+    def restore(self, abstract_state: Any, step: Optional[int] = None, warn: Any = None
+                ) -> Tuple[Any, Dict[str, Any]]:
+        """The state saved at ``step`` (default: the newest intact one) shaped like
+        ``abstract_state`` (e.g. ``jax.eval_shape`` of the init function), and its progress
+        record (``{"checkpoint": step, ...}``: the counters saved with it).
+
+        Without ``step``, an unreadable, corrupted or non-finite checkpoint is skipped for the
+        next older one, with a warning to ``warn`` (default stderr).
+
+        Raises:
+            CheckpointError: no intact checkpoint (the message says why for each one tried).
+        """
+        folder = os.path.join(self.run_dir, CHECKPOINTS)
+        self.manager.reload()
+        steps = sorted(self.manager.all_steps(), reverse=True) if step is None else [step]
+        if not steps:
+            raise CheckpointError(f"no checkpoint in {folder}")
+        failures = []
+        for s in steps:
+            try:
+                state, progress = self._restore_one(abstract_state, s)
+            except CheckpointError as e:
+                failures.append(f"checkpoint {s}: {e}")
+            except Exception as e:  # orbax / tensorstore / JSON errors of a damaged file
+                first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
+                failures.append(f"checkpoint {s}: unreadable ({type(e).__name__}: {first})")
+            else:
+                if failures:
+                    print(f"warning: {'; '.join(failures)}; using checkpoint {s}",
+                          file=warn or sys.stderr)
+                return state, progress
+        raise CheckpointError(f"no intact checkpoint in {folder}: {'; '.join(failures)}")
 
     def close(self) -> None:
         self.manager.close()

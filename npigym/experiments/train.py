@@ -8,6 +8,15 @@ The host loop is thin: one jitted call runs ``updates_per_call`` updates for eve
 progress bar and saves checkpoints. Resuming restores the whole training state (parameters,
 optimizer, environments, recurrent states, keys), so a resumed run continues exactly as the
 uninterrupted one would have.
+
+Faults. The host checks each call's metrics (which it receives anyway) for NaN and infinity;
+a non-finite loss, gradient norm or other metric stops the run with
+:class:`NonFiniteError` naming the quantity, call, update and seed, without logging that call
+or saving its state (the last good state is checkpointed instead). SIGTERM and SIGINT set a
+flag that the loop checks between calls: the run stops after the current call, saves a
+checkpoint and raises :class:`TrainingInterruptedError` (a second signal interrupts at once). A
+resumed run continues from its newest intact checkpoint's call and first drops the metric
+records logged after it, so every call is logged exactly once.
 """
 
 from __future__ import annotations
@@ -15,7 +24,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from typing import Any, Callable, Dict, Optional, Sequence, Tuple
 
@@ -35,6 +46,40 @@ from npigym.experiments.config import (
 )
 from npigym.experiments.factory import make_agent, make_env
 from npigym.experiments.logger import MetricsLogger, plot_learning_curves
+
+
+class NonFiniteError(RuntimeError):
+    """A call's metrics hold a NaN or an infinity; the run stopped before logging or saving it."""
+
+
+class TrainingInterruptedError(Exception):
+    """SIGTERM or SIGINT stopped the run between calls (after a final checkpoint)."""
+
+    def __init__(self, run_dir: str, signum: int, calls: int):
+        self.run_dir, self.signum, self.calls = run_dir, signum, calls
+        super().__init__(f"stopped by {signal.Signals(signum).name} after call {calls}; "
+                         f"checkpoint saved; continue with `npigym train --resume {run_dir}`")
+
+
+# Metrics that are per-episode sums or flags: finite by construction, NaN-free "no data".
+_UNCHECKED = ("episodes", "program_episodes", "program_open")
+
+
+def first_non_finite(metrics: Dict[str, Any]) -> Optional[Tuple[str, float, Tuple[int, ...]]]:
+    """``(name, value, index)`` of the first NaN or infinity in a call's host metrics (leading
+    seed and update axes), or None."""
+    for name in sorted(metrics):
+        if name in _UNCHECKED:
+            continue
+        x = np.asarray(metrics[name])
+        if not np.issubdtype(x.dtype, np.inexact):
+            continue
+        bad = ~np.isfinite(x)
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            return name, float(x[index]), index
+    return None
+
 
 # Keys a resumed run may change: how long it runs and what it logs, not what it trains.
 RESUMABLE_KEYS = ("total_env_steps", "time_limit_s", "checkpoint_every", "eval_lengths",
@@ -127,14 +172,19 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
     checkpointer = rd.Checkpointer(run_dir)
     progress_info: Dict[str, Any] = {"calls": 0, "wall_time": 0.0}
     if resume:
-        state, progress_info = checkpointer.restore(rd.abstract(jax.eval_shape(init)))
-        progress_info = {"calls": progress_info.get("calls", 0),
-                         "wall_time": progress_info.get("wall_time", 0.0)}
+        try:
+            state, saved = checkpointer.restore(rd.abstract(jax.eval_shape(init)))
+        except BaseException:
+            checkpointer.close()
+            raise
+        # The checkpoint's step is its call (saved as such); wall time from its own record.
+        progress_info = {"calls": int(saved["checkpoint"]),
+                         "wall_time": float(saved.get("wall_time", 0.0))}
         print(f"resuming {run_dir} from call {progress_info['calls']} "
               f"({float(state.env_steps[0]):,.0f} env steps per seed)", file=out)
     else:
         state = jax.jit(init)()
-    logger = MetricsLogger(run_dir)
+    logger = MetricsLogger(run_dir, truncate_to_call=progress_info["calls"] if resume else None)
     per_call = steps_per_call(config)
     total_calls = math.ceil(config.total_env_steps / per_call)
     calls = int(progress_info["calls"])
@@ -147,18 +197,30 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
                desc=f"{config.env}")
     start = time.perf_counter()
     last_saved = calls
+    stop: Dict[str, Any] = {"signal": None}
+    previous_handlers = _install_stop_handlers(stop)
     try:
-        while calls < total_calls:
+        while calls < total_calls and stop["signal"] is None:
             t0 = time.perf_counter()
-            state, metrics = train_call(state)
+            new_state, metrics = train_call(state)
             metrics = jax.device_get(metrics)
-            calls += 1
+            bad = first_non_finite(metrics)
+            if bad is not None:  # neither logged nor saved; `finally` saves the last good state
+                name, value, index = bad
+                where = f"seed {config.seed + index[0]}" + (
+                    f", update {index[1] + 1} of {config.a2c.updates_per_call}"
+                    if len(index) > 1 else "")
+                kept = (f"last good state saved as checkpoint {calls} in {run_dir}" if calls
+                        else "no checkpoint saved")
+                raise NonFiniteError(f"non-finite {name} ({value}) at call {calls + 1} "
+                                     f"({where}); stopped, {kept}")
             elapsed = time.perf_counter() - start
-            record = {"call": calls, "env_steps": float(state.env_steps[0]),
+            record = {"call": calls + 1, "env_steps": float(new_state.env_steps[0]),
                       "wall_time": round(wall_before + elapsed, 3),
                       "steps_per_s": per_call * config.num_seeds / (time.perf_counter() - t0),
                       "env": config.env, **call_record(metrics, config, names)}
             logger.write(record)
+            state, calls = new_state, calls + 1
             bar.update(per_call)
             bar.set_postfix(ret=f"{record['return']:.3f}", success=f"{record['success']:.3f}",
                             refresh=False)
@@ -169,12 +231,18 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
             if config.time_limit_s is not None and elapsed >= config.time_limit_s:
                 break
     finally:
+        _restore_handlers(previous_handlers)
         bar.close()
         elapsed = time.perf_counter() - start
-        if calls != last_saved:
-            checkpointer.save(calls, state, {"calls": calls, "wall_time": wall_before + elapsed})
-        checkpointer.close()
-        logger.close()
+        try:
+            if calls != last_saved:
+                checkpointer.save(calls, state, {"calls": calls,
+                                                 "wall_time": wall_before + elapsed})
+        finally:
+            checkpointer.close()
+            logger.close()
+    if stop["signal"] is not None:
+        raise TrainingInterruptedError(run_dir, stop["signal"], calls)
     curves = plot_learning_curves(run_dir)
     print(f"trained {calls * per_call:,} env steps per seed x {config.num_seeds} seed(s) in "
           f"{wall_before + elapsed:.0f} s; run directory {run_dir}", file=out)
@@ -187,6 +255,28 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
         print(evaluate_run(run_dir, lengths, config.eval_episodes, config.eval_greedy,
                            progress=progress), file=out)
     return run_dir
+
+
+def _install_stop_handlers(stop: Dict[str, Any]) -> Dict[int, Any]:
+    """SIGTERM / SIGINT set ``stop["signal"]`` (a second one interrupts at once); returns the
+    previous handlers. Only the main thread may install handlers: elsewhere, none."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop["signal"] is not None:
+            raise KeyboardInterrupt
+        stop["signal"] = signum
+
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_handlers(previous: Dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -229,6 +319,8 @@ def _run_train(args: argparse.Namespace) -> int:
             train(config, run_dir=args.resume, resume=True, progress=not args.quiet,
                   final_eval=not args.no_eval)
             return 0
+        if args.env and args.config:
+            _check_env_agrees(args.env, args.config)
         base = {"env": args.env} if args.env else {}
         if args.agent:
             base["agent"] = args.agent
@@ -239,9 +331,25 @@ def _run_train(args: argparse.Namespace) -> int:
         config = load_config(args.config, args.options, base=base)
         train(config, run_dir=args.run_dir, runs_root=args.runs_root, progress=not args.quiet,
               final_eval=not args.no_eval)
-    except ConfigError as e:
+    except TrainingInterruptedError as e:
+        print(f"npigym train: {e}", file=sys.stderr)
+        return 128 + e.signum
+    except (ConfigError, rd.CheckpointError, NonFiniteError) as e:
         raise SystemExit(f"npigym train: {e}") from None
     return 0
+
+
+def _check_env_agrees(env: str, source: str) -> None:
+    """``--env X --config SOURCE`` where the preset or file names another env: an error naming
+    both (the config's env_kwargs, network and settings were chosen for its env, so quietly
+    training another env with them, or quietly ignoring --env, would both surprise)."""
+    from npigym.experiments.config import read_source
+
+    named = read_source(source).get("env")
+    if named is not None and named != env:
+        raise ConfigError(f"--env {env} disagrees with --config {source}, which trains {named}; "
+                          f"drop --env, or keep it and write env={env} to override the config "
+                          f"deliberately")
 
 
 def add_parser(subparsers: Any) -> None:

@@ -345,6 +345,19 @@ def row_errors(wrong: Callable[[Params, Packed], chex.Array], params: Params, da
 # ----------------------------------------------------------------------------------------------
 # The loop.
 # ----------------------------------------------------------------------------------------------
+class NonFiniteError(FloatingPointError):
+    """A logged training metric went NaN or infinite; training stopped.
+
+    Attributes:
+        update: the last update whose logged metrics were finite (0: none).
+        params: the parameters after that update (the last good ones).
+    """
+
+    def __init__(self, message: str, update: int, params: Params):
+        super().__init__(message)
+        self.update, self.params = update, params
+
+
 def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: TrainConfig,
           trainable: Optional[Params] = None, log: Optional[Callable[[Dict[str, Any]], None]]
           = None) -> Tuple[Params, Dict[str, Any]]:
@@ -361,6 +374,10 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
     Returns:
         The trained parameters and a summary (updates, wall time, final metrics, program
         weights and errors).
+
+    Raises:
+        NonFiniteError: a logged metric (the mean over its ``log_every`` updates, which the host
+            fetches anyway) is NaN or infinite; it carries the last good parameters.
     """
     tasks = sorted(data)
     optimizer = make_optimizer(config)
@@ -413,6 +430,7 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
     window: list = []
     record: Dict[str, Any] = {}
     best = (_total(wrong), 0, state.params) if wrong is not None else None
+    good = (0, state.params)  # the last logged update with finite metrics, and its params
     for i in range(config.num_updates):
         if track_errors and i and i % config.curriculum_every == 0:
             errors, wrong = estimate(state.params)
@@ -429,6 +447,14 @@ def train(model: NPIModel, params: Params, data: Mapping[str, Packed], config: T
             window = []
             record = {"update": i + 1, "wall_time": round(elapsed, 2),
                       **{k: float(v) for k, v in means.items()}}
+            bad = sorted(k for k, v in record.items() if isinstance(v, float)
+                         and not np.isfinite(v))
+            if bad:
+                first = good[0] + 1
+                raise NonFiniteError(
+                    f"non-finite {', '.join(bad)} ({record[bad[0]]}) in updates {first}..{i + 1}"
+                    f"; stopped (last good: update {good[0]})", good[0], good[1])
+            good = (i + 1, state.params)
             if errors is not None:
                 record["program_error"] = _named(model, errors)
                 record["hard_rows"] = {t: int(w.any(-1).sum()) for t, w in wrong.items()}

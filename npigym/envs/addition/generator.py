@@ -19,14 +19,23 @@ from npigym.envs.machine.generator import (
     uniform_int,
 )
 
+# The largest max_digits: the step limit, 2 * (EXPERT_STEPS_PER_COLUMN * (n + 1) + 1), must fit
+# int32 (past ~77 M digits it wraps and episodes end after one step), and a pad of 10 M digits
+# is already ~160 MB per env; beyond that a size is a typo, not an experiment.
+MAX_DIGITS = min(10_000_000, (np.iinfo(np.int32).max // 2 - 1) // c.EXPERT_STEPS_PER_COLUMN - 1)
+
 
 class AdditionGenerator(Generator, abc.ABC):
-    """Base of addition generators: ``max_digits`` sizes the pad (``max_digits + 4`` columns)."""
+    """Base of addition generators: ``max_digits`` sizes the pad (``max_digits + 4`` columns),
+    at most :data:`MAX_DIGITS`."""
 
     def __init__(self, max_digits: int):
         if isinstance(max_digits, bool) or not isinstance(max_digits, (int, np.integer)) \
                 or max_digits < 1:
             raise ValueError(f"max_digits must be a positive int, not {max_digits!r}")
+        if max_digits > MAX_DIGITS:
+            raise ValueError(f"max_digits must be at most {MAX_DIGITS:,} (the step limit must "
+                             f"fit int32 and the pad memory), not {max_digits:,}")
         self.max_digits = int(max_digits)
 
     @property

@@ -62,6 +62,37 @@ def computed_once(flag: chex.Array) -> chex.Array:
     return (flag.astype(jnp.uint32) % jnp.uint32(4_294_967_291)) != 0
 
 
+_INT32 = np.iinfo(np.int32)
+
+
+def _int32_action(action: Any) -> chex.Array:
+    """``action`` as int32; one that is not all whole numbers in int32's range becomes
+    ``(-1, 0, ...)``, an invalid action (a no-op). The dtype decides statically: int32 and
+    narrower integer actions are only converted (no extra work in the jitted step)."""
+    if not isinstance(action, jax.Array):  # a host value: keep numpy's int64 to check it
+        action = np.asarray(action)
+    dtype = np.dtype(action.dtype)
+    if dtype == np.bool_ or (np.issubdtype(dtype, np.integer)
+                             and np.can_cast(dtype, np.int32)):
+        return jnp.asarray(action).astype(jnp.int32)
+    xp = np if isinstance(action, np.ndarray) else jnp
+    if np.issubdtype(dtype, np.integer):
+        ok = xp.all((action >= _INT32.min) & (action <= _INT32.max)) if dtype.kind == "i" \
+            else xp.all(action <= _INT32.max)
+    else:  # floating (or complex: its real part must hold the value and the rest be 0)
+        real = xp.real(action)
+        ok = xp.all(xp.isfinite(real) & (real == xp.round(real)) & (real >= _INT32.min)
+                    & (real <= _INT32.max) & (xp.imag(action) == 0))
+        action = real
+    fallback = np.zeros(np.shape(action), np.int32)
+    fallback[..., :1] = -1
+    if xp is np:  # decided on the host
+        return jnp.asarray(np.clip(action, _INT32.min, _INT32.max).astype(np.int32) if ok
+                           else fallback)
+    clipped = jnp.clip(action, _INT32.min, _INT32.max).astype(jnp.int32)
+    return jnp.where(ok, clipped, jnp.asarray(fallback))
+
+
 class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.ABC):
     """Base class of the environments where the agent acts by calling programs.
 
@@ -69,7 +100,11 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
       does not take are ignored. An *invalid* action (a program the current frame may not call,
       an argument value the program does not allow, a primitive the task rejects such as moving a
       pointer off the pad) changes nothing, costs ``invalid_action_penalty`` and still counts
-      towards the step limit; ``extras["invalid_action"]`` flags it.
+      towards the step limit; ``extras["invalid_action"]`` flags it. So is an action that is
+      not a whole number in int32's range: a float one (NaN, infinite or fractional), or an
+      int64 / uint64 one beyond int32 (checked on the host for numpy inputs; inside ``jit``
+      without x64, JAX itself wraps int64 inputs to int32 at the call boundary, before
+      ``step`` sees them). int32 actions, the agents' own, pay nothing for these checks.
     - Calling an ``agent`` program pushes a frame; the agent then acts inside it until it calls
       RETURN. A ``builtin`` program runs to completion inside the step (the task's expert
       executes it); a ``skill`` program likewise, executed by the trained policy bound to it
@@ -234,7 +269,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
 
     def step(self, state: State, action: chex.Array) -> Tuple[State, TimeStep[Observation]]:
         """One agent decision: call a primitive, a program, or RETURN."""
-        action = jnp.asarray(action).astype(jnp.int32)
+        action = _int32_action(action)
         chex.assert_shape(action, (1 + NUM_ARGS,))
         task, stack = state.task, state.stack
         frame = call_stack.top(stack)
