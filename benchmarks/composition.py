@@ -10,6 +10,8 @@ assembles ``benchmarks/results/composition.md`` from it):
   ``builtin`` (ADD is the Addition expert: the ceiling of ``skill``), ``agent`` (the agent
   executes ADD's programs too, the addition-hierarchical recipe: learning it all), ``flat``
   (MUL calls the primitives). ``--task dot`` trains DotProduct-v0 over a MUL skill instead.
+- ``lengths --arm ARM``: the trained arm's greedy success at ``--lengths`` (N x N digits),
+  each episode capped in steps (see :func:`length_rows`).
 - ``reliability --arm ARM``: the trained policy's episodes, with every skill call's outcome:
   each skill's per-call success next to the composed task's, and whether failed episodes had
   a failed skill call (the skill's fault) or none (the new policy's).
@@ -50,7 +52,7 @@ from learn_subprograms import save_run_dir, train_to_target
 from npigym.agents.actor_critic import select_seed
 from npigym.agents.networks import make_network
 from npigym.experiments.config import load_config
-from npigym.experiments.evaluate import length_table
+from npigym.experiments.evaluate import make_evaluator
 from npigym.experiments.factory import make_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -89,23 +91,105 @@ def cmd_train(args: argparse.Namespace, argv: List[str]) -> None:
                           eval_every=args.eval_every, eval_episodes=args.eval_episodes)
     run_dir = args.run_dir or f"runs/composition-{args.arm}"
     save_run_dir(run_dir, config, run["state"], run["calls"], run["train_s"])
-    params = [select_seed(run["state"].params, s) for s in range(args.seeds)]
-    lengths = [int(x) for x in args.lengths.split(",")] if args.lengths else []
-    rows = length_table(config, params, lengths, args.length_episodes, progress=True) \
-        if lengths else []
     part = {"arm": args.arm, "env": config.env, "skills": dict(config.skills),
             "size": args.size, "target": args.target, "seeds": args.seeds,
             "reached": run["reached"], "train_s": run["train_s"],
             "compile_s": run["compile_s"], "env_steps": run["calls"] * run["per_call"],
-            "rows": rows, "curve": run["curve"], "run_dir": run_dir,
+            "rows": [], "curve": run["curve"], "run_dir": run_dir,
             "command": "benchmarks/composition.py " + " ".join(shlex.quote(a) for a in argv)}
+    _save_part(f"train-{args.arm}", part)  # before the length table, which may take long
+    print(json.dumps({k: part[k] for k in ("reached", "train_s", "env_steps")}), flush=True)
+    if args.lengths:
+        params = [select_seed(run["state"].params, s) for s in range(args.seeds)]
+        part["rows"] = length_rows(config, params, [int(x) for x in args.lengths.split(",")],
+                                   args.length_episodes, args.steps_per_digit)
+        _save_part(f"train-{args.arm}", part)
+
+
+def length_rows(config: Any, params: List[Any], sizes: List[int], episodes: int,
+                steps_per_digit: int) -> List[Dict[str, Any]]:
+    """Greedy success per size and seed, each episode capped at ``steps_per_digit * size +
+    100`` agent steps (the expert's MUL needs about 20 per digit): a policy that loops on a
+    refused action would otherwise run to the step limit, which grows as the square of the
+    size (1.3 M steps at 50 x 50). An episode cut by the cap counts as failed."""
+    rows = []
+    for size in sizes:
+        env = make_env(config, size=size, whole_task=True)
+        evaluator = make_evaluator(env, make_network(env, config.network), episodes,
+                                   greedy=True, max_steps=steps_per_digit * size + 100)
+        for s, p in enumerate(params):
+            start = time.perf_counter()
+            out = jax.device_get(evaluator(p, jax.random.PRNGKey(10_000 + size)))
+            rows.append({"length": size, "seed": config.seed + s, "episodes": episodes,
+                         "success": float(np.mean(np.asarray(out["success"], np.float64))),
+                         "steps": float(np.mean(out["length"])),
+                         "cut": float(np.mean(~np.asarray(out["done"]))),
+                         "seconds": round(time.perf_counter() - start, 1)})
+            print(f"  size {size}: seed {config.seed + s} success {rows[-1]['success']:.3f} "
+                  f"({rows[-1]['seconds']} s)", flush=True)
+    return rows
+
+
+def cmd_lengths(args: argparse.Namespace, argv: List[str]) -> None:
+    from npigym.experiments.evaluate import load_run
+
+    part = _load(f"train-{args.arm}")
+    if part is None:
+        raise SystemExit(f"no trained {args.arm} arm in {PARTS}; run `train --arm {args.arm}`")
+    config, _, params, _ = load_run(part["run_dir"])
+    part["rows"] = length_rows(config, params, [int(x) for x in args.lengths.split(",")],
+                               args.episodes, args.steps_per_digit)
+    part["lengths_command"] = ("benchmarks/composition.py "
+                               + " ".join(shlex.quote(a) for a in argv))
     _save_part(f"train-{args.arm}", part)
-    print(json.dumps({k: part[k] for k in ("reached", "train_s", "env_steps")}))
 
 
-def episode_outcomes(config: Any, params: Any, size: int, episodes: int, seed: int = 7
-                     ) -> Dict[str, Any]:
-    """Greedy episodes of ``config``'s whole task with every skill call's outcome."""
+def cmd_continue(args: argparse.Namespace, argv: List[str]) -> None:
+    """Train an arm's saved run further (``npigym train --resume``), then test every seed
+    greedily at the arm's size; a seed that reaches the target is recorded at the continued
+    run's total (its first crossing is not resolved any finer than the continuation)."""
+    import contextlib
+    import dataclasses
+    import io
+
+    from npigym.experiments import run_dir as rd
+    from npigym.experiments.config import read_config
+    from npigym.experiments.evaluate import load_run
+    from npigym.experiments.train import train
+
+    part = _load(f"train-{args.arm}")
+    if part is None:
+        raise SystemExit(f"no trained {args.arm} arm in {PARTS}; run `train --arm {args.arm}`")
+    config = read_config(os.path.join(part["run_dir"], rd.CONFIG))
+    with contextlib.redirect_stdout(io.StringIO()):
+        train(dataclasses.replace(config, time_limit_s=args.minutes * 60,
+                                  total_env_steps=10**12),
+              part["run_dir"], resume=True, progress=False, final_eval=False)
+    config, _, params, progress = load_run(part["run_dir"])
+    env = make_env(config, size=part["size"], whole_task=True)
+    evaluator = make_evaluator(env, make_network(env, config.network), args.eval_episodes,
+                               greedy=True, max_steps=60 * part["size"] + 100)
+    rates = [float(np.mean(np.asarray(evaluator(p, jax.random.PRNGKey(77))["success"],
+                                      np.float64))) for p in params]
+    with open(os.path.join(part["run_dir"], rd.METRICS_JSONL)) as f:
+        last = json.loads(f.readlines()[-1])
+    steps, seconds = int(last["env_steps"]), float(last["wall_time"])
+    part["env_steps"], part["train_s"] = steps, seconds
+    part["reached"] = [r if r else ([steps, seconds] if rate >= part["target"] else None)
+                       for r, rate in zip(part["reached"], rates)]
+    part.setdefault("continued", []).append({
+        "minutes": args.minutes, "env_steps": steps, "train_s": seconds,
+        "greedy_success": rates,
+        "command": "benchmarks/composition.py " + " ".join(shlex.quote(a) for a in argv)})
+    _save_part(f"train-{args.arm}", part)
+    print(json.dumps(part["continued"][-1]))
+
+
+def episode_outcomes(config: Any, params: Any, size: int, episodes: int, seed: int = 7,
+                     steps_per_digit: int = 60) -> Dict[str, Any]:
+    """Greedy episodes of ``config``'s whole task with every skill call's outcome (each
+    episode capped as in :func:`length_rows`)."""
+    cap = steps_per_digit * size + 100
     env = make_env(config, size=size, whole_task=True)
     network = make_network(env, config.network)
     unwrapped = getattr(env, "unwrapped", env)
@@ -121,7 +205,7 @@ def episode_outcomes(config: Any, params: Any, size: int, episodes: int, seed: i
                      calls=zeros, fails=zeros, t=jnp.zeros((), jnp.int32))
 
         def cond(c):
-            return ~jnp.all(c["done"]) & (c["t"] < 1_000_000)
+            return ~jnp.all(c["done"]) & (c["t"] < cap)
 
         def body(c):
             core, out = network.step(params, c["core"], c["obs"], c["first"], None, True,
@@ -240,9 +324,13 @@ def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
         reached = part["reached"]
         per_seed = ", ".join(f"{r[0]:,}" if r else f"> {part['env_steps']:,}" for r in reached)
         hit = sum(r is not None for r in reached)
+        command = f"`{part['command']}`" + "".join(
+            f", then `{c['command']}` (greedy success at its end: "
+            f"{', '.join(f'{r:.3f}' for r in c['greedy_success'])})"
+            for c in part.get("continued", []))
         lines.append(f"| {arm} | {part['env']} at size {part['size']} | "
                      f"{part['skills'] or '-'} | {hit}/{len(reached)} | {per_seed} | "
-                     f"{part['train_s']:.0f} | `{part['command']}` |")
+                     f"{part['train_s']:.0f} | {command} |")
     skill, agent = trains.get("skill"), trains.get("agent")
     if skill and agent:
         worst = max((r[0] if r else float("inf")) for r in skill["reached"])
@@ -282,6 +370,15 @@ def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
                              f"{r['failed_with_a_skill_failure']} | "
                              f"{r['failed_with_every_skill_call_right']} |")
             lines += ["", f"Command: `{part['command']}`", ""]
+    if args.curriculum:
+        report = Path(args.curriculum) / "report.md"
+        table = [line for line in report.read_text().splitlines() if line.startswith("|")]
+        lines += ["## The skill curriculum: ADD -> MUL -> DOT, and no forgetting", "",
+                  "One seed per generation; each admitted skill is frozen, and the last "
+                  "column compares its parameter hash (and, re-measured, its success) after "
+                  "the later generations trained with the value at admission.", "", *table, "",
+                  f"Command: `npigym curriculum arithmetic --dir {args.curriculum} --recheck` "
+                  "(the same command trains the plan, or resumes it).", ""]
     cost = _load("cost")
     if cost:
         lines += ["## Cost of a learned skill", "",
@@ -317,8 +414,18 @@ def main(argv: List[str]) -> int:
     t.add_argument("--eval-episodes", type=int, default=200)
     t.add_argument("--lengths", default="10")
     t.add_argument("--length-episodes", type=int, default=50)
+    t.add_argument("--steps-per-digit", type=int, default=60)
     t.add_argument("--run-dir", default=None)
     t.add_argument("overrides", nargs="*")
+    le = sub.add_parser("lengths")
+    le.add_argument("--arm", choices=sorted(ARMS), default="skill")
+    le.add_argument("--lengths", default="10,50,100")
+    le.add_argument("--episodes", type=int, default=20)
+    le.add_argument("--steps-per-digit", type=int, default=60)
+    co = sub.add_parser("continue")
+    co.add_argument("--arm", choices=sorted(ARMS), default="agent")
+    co.add_argument("--minutes", type=float, default=15.0)
+    co.add_argument("--eval-episodes", type=int, default=200)
     r = sub.add_parser("reliability")
     r.add_argument("--arm", choices=sorted(ARMS), default="skill")
     r.add_argument("--sizes", default="3,10")
@@ -329,10 +436,13 @@ def main(argv: List[str]) -> int:
     c.add_argument("--steps", type=int, default=20)
     c.add_argument("--rounds", type=int, default=5)
     c.add_argument("--size", type=int, default=3)
-    sub.add_parser("report")
+    rep = sub.add_parser("report")
+    rep.add_argument("--curriculum", default=None,
+                     help="a plan directory of `npigym curriculum arithmetic` to include")
     args = p.parse_args(argv)
-    {"train": cmd_train, "reliability": cmd_reliability, "cost": cmd_cost,
-     "report": cmd_report}[args.command](args, argv)
+    {"train": cmd_train, "lengths": cmd_lengths, "continue": cmd_continue,
+     "reliability": cmd_reliability,
+     "cost": cmd_cost, "report": cmd_report}[args.command](args, argv)
     return 0
 
 
