@@ -37,7 +37,7 @@ import os
 import re
 import shutil
 import warnings
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import jax
 import jax.numpy as jnp
@@ -396,7 +396,8 @@ def save(run_dir: str, name: str, program: Optional[str] = None, seed_index: int
     elif program == root_program:
         success, source = {}, "not measured (no eval sizes given)"
     else:
-        success, source = _run_eval_success(run_dir, config.seed + seed_index, root_program,
+        seed = config.seed + seed_index
+        success, source = _run_eval_success(run_dir, lambda r: r["seed"] == seed, root_program,
                                             program)
 
     info = SkillInfo(
@@ -444,9 +445,10 @@ def _pin(ref: str) -> str:
     return found.ref if not os.path.isdir(ref) else os.path.abspath(found.path)
 
 
-def _run_eval_success(run_dir: str, seed: int, root_program: str, program: str
-                      ) -> Tuple[Dict[Any, float], str]:
-    """The training run's recorded whole-task success (for a skill that is not the root)."""
+def _run_eval_success(run_dir: str, keep: Callable[[Dict[str, Any]], bool], root_program: str,
+                      program: str) -> Tuple[Dict[Any, float], str]:
+    """The training run's recorded whole-task success (for a skill that is not the root), from
+    the rows of its ``eval.json`` that ``keep`` selects (one seed's, or one env's)."""
     from npigym.experiments import run_dir as rd
 
     path = os.path.join(run_dir, rd.EVAL_JSON)
@@ -457,7 +459,7 @@ def _run_eval_success(run_dir: str, seed: int, root_program: str, program: str
         with open(path) as f:
             rows = json.load(f)["rows"]
         success = {(r["length"] if r["length"] is not None else "default"): float(r["success"])
-                   for r in rows if r["seed"] == seed}
+                   for r in rows if keep(r)}
     except (OSError, ValueError, KeyError, TypeError):
         return {}, f"not measured: the run's {rd.EVAL_JSON} is unreadable"
     return success, (f"the training run's {rd.EVAL_JSON}: success of the whole task "

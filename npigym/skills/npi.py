@@ -18,7 +18,6 @@ skills.save("runs/add-npi", "add-npi", program="ADD")   # skill.yaml says agent:
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -200,7 +199,7 @@ def save_fields(run_dir: str, program: Optional[str], task: Optional[str],
     from npigym.experiments import npi_runs
     from npigym.experiments import run_dir as rd
     from npigym.experiments.config import to_dict
-    from npigym.skills.library import _jsonable, _plain, spec_summary
+    from npigym.skills.library import _jsonable, _plain, _run_eval_success, spec_summary
 
     run = load_npi_run(run_dir)
     spec, env, task_name, program = select_env(run, run_dir, program, task)
@@ -220,7 +219,9 @@ def save_fields(run_dir: str, program: Optional[str], task: Optional[str],
     elif program == root_program:
         success, source = {}, "not measured (no eval sizes given)"
     else:
-        success, source = _eval_json_success(run_dir, spec["env_id"], root_program, program)
+        env_id = spec["env_id"]
+        success, source = _run_eval_success(run_dir, lambda r: r.get("env") == env_id,
+                                            root_program, program)
     fields = dict(
         source=os.path.abspath(run_dir), seed_index=0, env=spec["env_id"],
         env_kwargs=_plain(spec["env_kwargs"]), env_skills={}, program=program,
@@ -233,26 +234,6 @@ def save_fields(run_dir: str, program: Optional[str], task: Optional[str],
                        "end_modes": run.meta.get("end_modes", {}).get(task_name),
                        "mask": run.config.mask, "alpha": run.config.alpha}))
     return fields, run.params, os.path.join(run_dir, rd.CONFIG)
-
-
-def _eval_json_success(run_dir: str, env_id: str, root_program: str, program: str
-                       ) -> Tuple[Dict[Any, float], str]:
-    """The run's recorded whole-task success on ``env_id`` (for a program not the root)."""
-    from npigym.experiments import run_dir as rd
-
-    path = os.path.join(run_dir, rd.EVAL_JSON)
-    if not os.path.exists(path):
-        return {}, (f"not measured: {program} is not its env's root ({root_program}), so it "
-                    f"cannot be evaluated as a whole task, and the run has no {rd.EVAL_JSON}")
-    try:
-        with open(path) as f:
-            rows = json.load(f)["rows"]
-        success = {(r["length"] if r["length"] is not None else "default"): float(r["success"])
-                   for r in rows if r["env"] == env_id}
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}, f"not measured: the run's {rd.EVAL_JSON} is unreadable"
-    return success, (f"the training run's {rd.EVAL_JSON}: success of the whole task "
-                     f"{root_program}, not of {program} alone")
 
 
 def load_saved(info: Any, flat: Mapping[str, Any], budget: Optional[int]) -> Skill:

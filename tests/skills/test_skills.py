@@ -106,12 +106,14 @@ def test_save__versions_count_up_and_list_shows_them(saved, sort_run, root):
 
 
 def test_run_eval_success__records_the_runs_table_for_a_subprogram(tmp_path):
-    success, source = lib._run_eval_success(str(tmp_path), 0, "BUBBLESORT", "BUBBLE")
+    success, source = lib._run_eval_success(str(tmp_path), lambda r: r["seed"] == 0, "BUBBLESORT",
+                                            "BUBBLE")
     assert success == {} and "no eval.json" in source
     (tmp_path / "eval.json").write_text(
         '{"rows": [{"length": 5, "seed": 0, "success": 0.5}, '
         '{"length": 5, "seed": 1, "success": 1.0}]}')
-    success, source = lib._run_eval_success(str(tmp_path), 0, "BUBBLESORT", "BUBBLE")
+    success, source = lib._run_eval_success(str(tmp_path), lambda r: r["seed"] == 0, "BUBBLESORT",
+                                            "BUBBLE")
     assert success == {5: 0.5} and "whole task BUBBLESORT" in source
 
 
