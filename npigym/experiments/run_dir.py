@@ -24,13 +24,15 @@ that every floating-point leaf is finite, and falls back to the newest intact ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import json
+import logging
 import os
 import sys
 import tempfile
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import jax
 import numpy as np
@@ -111,6 +113,19 @@ def non_finite_leaves(tree: Any) -> List[str]:
     return bad
 
 
+@contextlib.contextmanager
+def _quiet_item_warnings() -> Iterator[None]:
+    """Drop orbax's 'Item "default" was found in the checkpoint, but could not be restored'
+    warning, which reading a step's metadata (not its items) logs on every restore."""
+    quiet = logging.Filter()
+    quiet.filter = lambda record: "could not be restored" not in record.getMessage()
+    logging.getLogger("absl").addFilter(quiet)
+    try:
+        yield
+    finally:
+        logging.getLogger("absl").removeFilter(quiet)
+
+
 class Checkpointer:
     """Orbax checkpoints of the training state, each with its progress record and digest.
 
@@ -157,7 +172,8 @@ class Checkpointer:
 
     def _restore_one(self, abstract_state: Any, step: int) -> Tuple[Any, Dict[str, Any]]:
         try:
-            metadata = dict(self.manager.metadata(step).custom_metadata or {})
+            with _quiet_item_warnings():
+                metadata = dict(self.manager.metadata(step).custom_metadata or {})
         except Exception:  # an unreadable _CHECKPOINT_METADATA: the data may still be intact
             metadata = {}
         state = self.manager.restore(step, args=self._ocp.args.StandardRestore(abstract_state))
