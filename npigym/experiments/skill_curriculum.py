@@ -344,7 +344,8 @@ def write_report(plan: Sequence[Generation], directory: str, state: Dict[str, An
               "admitted when it reaches its target at its admission sizes. 'frozen' compares "
               "the saved skill's parameter hash now with the one at admission.", "",
               f"![greedy success during training]({REPORT_PNG})", "",
-              "Command: `npigym curriculum " + str(state.get("plan")) + f" --dir {directory}`",
+              "Command: `npigym curriculum " + str(state.get("plan")) + f" --dir {directory}"
+              + (" --recheck`" if recheck else "`"),
               ""]
     path = os.path.join(directory, REPORT_MD)
     with open(path, "w") as f:
