@@ -57,23 +57,33 @@ from npigym.experiments.factory import make_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PARTS = RESULTS / "composition.json"
-ARMS = {
-    "skill": ("multiplication-macro", "ADD"),
-    "builtin": ("multiplication-macro", None),
-    "agent": ("multiplication-hierarchical", None),
-    "flat": ("multiplication-flat", None),
-    "dot": ("dot-product-macro", "MUL"),
+# arm -> (preset, the program a --skill binds, keys the arm replaces in the preset)
+ARMS: Dict[str, Any] = {
+    "skill": ("multiplication-macro", "ADD", {}),
+    "builtin": ("multiplication-macro", None, {}),
+    "agent": ("multiplication-hierarchical", None, {}),
+    # ADD agent-executed in the posing the ADD skill was trained in (its ADD1 and LSHIFT the
+    # expert's): learning that same ADD inside MUL instead of reusing it.
+    "agent-macro": ("multiplication-hierarchical", None, {
+        "env_kwargs": {"modes": {"ADD": "agent", "ADD1": "builtin", "LSHIFT": "builtin"},
+                       "max_digits": 3, "reward": "dense"},
+        "curriculum": {"MUL": 1, "ADD": 1}}),
+    "flat": ("multiplication-flat", None, {}),
+    "dot": ("dot-product-macro", "MUL", {}),
 }
 
 
 def arm_config(arm: str, seeds: int, skill: Optional[str], overrides: List[str]):
-    preset, program = ARMS[arm]
+    from npigym.experiments.config import PRESETS
+
+    preset, program, own = ARMS[arm]
+    base = {**PRESETS[preset], **own}
     words = [f"num_seeds={seeds}", *overrides]
     if program is not None:
         if not skill:
             raise SystemExit(f"--arm {arm} needs --skill (the {program} skill to bind)")
         words.append(f"skills={json.dumps({program: os.path.abspath(skill)})}")
-    return load_config(preset, words)
+    return load_config(None, words, base=base)
 
 
 def _save_part(name: str, part: Dict[str, Any]) -> None:
@@ -328,9 +338,11 @@ def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
             f", then `{c['command']}` (greedy success at its end: "
             f"{', '.join(f'{r:.3f}' for r in c['greedy_success'])})"
             for c in part.get("continued", []))
-        lines.append(f"| {arm} | {part['env']} at size {part['size']} | "
-                     f"{part['skills'] or '-'} | {hit}/{len(reached)} | {per_seed} | "
-                     f"{part['train_s']:.0f} | {command} |")
+        skills = ", ".join(f"{p}: {os.path.relpath(r)}" for p, r in part["skills"].items())
+        note = f" ({part['note']})" if part.get("note") else ""
+        lines.append(f"| {arm} | {part['env']} at size {part['size']} | {skills or '-'} | "
+                     f"{hit}/{len(reached)} | {per_seed} | {part['train_s']:.0f} | "
+                     f"{command}{note} |")
     skill, agent = trains.get("skill"), trains.get("agent")
     if skill and agent:
         worst = max((r[0] if r else float("inf")) for r in skill["reached"])
@@ -342,7 +354,11 @@ def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
     lines += ["", "## Success per size (greedy)", ""]
     for arm, part in trains.items():
         if part and part["rows"]:
-            lines.append(f"**{arm}** (size N: both operands N digits)")
+            what = ("numbers of N digits, 2-3 pairs" if part["env"] == "DotProduct-v0"
+                    else "both operands N digits")
+            cap = ("each episode capped at 60 N + 100 steps" if "cut" in part["rows"][0]
+                   else "the env's default step limit")
+            lines.append(f"**{arm}** (size N: {what}; greedy, {cap})")
             lines.append("")
             lines.append("| size | " + " | ".join(f"seed {r['seed']}" for r in part["rows"]
                                                   if r["length"] == part["rows"][0]["length"])
@@ -358,10 +374,14 @@ def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
     rel = [(a, r) for a, r in rel if r]
     if rel:
         lines += ["## Reliability of composition", "",
-                  "| arm | size | seed | task success | skill: calls, per-call success | "
-                  "failed episodes | with a failed skill call | with every skill call right |",
-                  "|---|---|---|---|---|---|---|---|"]
+                  "Greedy episodes of the trained policies with every skill call's outcome: "
+                  "each skill's per-call success next to the composed task's, and whether a "
+                  "failed episode had a failed skill call (the skill's fault) or none (the new "
+                  "policy's).", ""]
         for arm, part in rel:
+            lines += ["| arm | size | seed | task success | skill: calls, per-call success | "
+                      "failed episodes | with a failed skill call | with every skill call "
+                      "right |", "|---|---|---|---|---|---|---|---|"]
             for r in part["rows"]:
                 skills = "; ".join(f"{n}: {v['calls']}, {v['call_success']:.4f}"
                                    for n, v in r["skills"].items())
