@@ -320,8 +320,11 @@ def _load(name: str) -> Optional[Dict[str, Any]]:
 def cmd_report(args: argparse.Namespace, argv: List[str]) -> None:
     lines = ["# Composition: learned skills as actions", "",
              "Multiplication-v0 (MUL over ADD) trained by the actor-critic from reward alone, "
-             "with ADD as a learned skill, as the expert (builtin), executed by the agent "
-             "(learning it all) or flat. Env steps are the agent's own (one per MUL-level "
+             "with ADD as a learned skill (Addition-macro's policy: ADD's loop learned, its "
+             "ADD1 and LSHIFT the expert's), as the expert (builtin), executed by the agent "
+             "in that same posing (agent-macro: learning the skill's loop inside MUL), "
+             "executed with all its programs (agent: learning it all) or flat. Env steps are "
+             "the agent's own (one per MUL-level "
              "decision; a skill or builtin call is one step); seeds train side by side on the "
              "2-core CPU, so wall times are shared.", "",
              "## Env steps to 99 % greedy success", "",
