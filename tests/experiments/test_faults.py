@@ -296,6 +296,57 @@ def test_first_non_finite__names_the_quantity_and_ignores_counts():
     assert train_mod.first_non_finite({"loss": np.ones((2, 2))}) is None
 
 
+def test_npi_non_finite_loss__stops_keeping_the_last_good_parameters(tmp_path, monkeypatch):
+    """The NPI trainer's guard: parameters that go NaN after update 3 make update 4's loss NaN;
+    training stops with one clean line naming the loss and the updates, logs nothing past the
+    last good record and saves that record's (finite) parameters in the run directory."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    import npigym
+    from npigym import traces
+    from npigym.agents.npi import training as npi_training
+    from npigym.experiments import npi_runs
+    from tests.agents.npi_helpers import TINY
+
+    trace_path = str(tmp_path / "add.npz")
+    traces.save(traces.collect(npigym.make("Addition-v0", max_digits=2), jax.random.PRNGKey(0),
+                               4), trace_path)
+    real_make_update = npi_training.make_update
+
+    def make_poisoned_update(*args, **kwargs):
+        update, calls = real_make_update(*args, **kwargs), {"n": 0}
+
+        def poisoned(state, *rest):
+            state, metrics = update(state, *rest)
+            calls["n"] += 1
+            if calls["n"] == 3:  # as if a bad batch blew the weights up
+                state = state._replace(params=jax.tree.map(lambda x: x * jnp.nan,
+                                                           state.params))
+            return state, metrics
+
+        return poisoned
+
+    monkeypatch.setattr(npi_training, "make_update", make_poisoned_update)
+    run = str(tmp_path / "run")
+    model_keys = [f"{k}={list(v) if isinstance(v, tuple) else v}"
+                  for k, v in dataclasses.asdict(TINY).items()]
+    with pytest.raises(SystemExit) as e:
+        npi_runs.main(["npi-train", "--traces", trace_path, "--run-dir", run, "--no-eval",
+                       "num_updates=8", "log_every=2", "batch_rows=4", *model_keys])
+    message = str(e.value)
+    assert message.startswith("npigym npi-train: non-finite ") and "\n" not in message
+    assert "loss" in message and "in updates 3..4" in message, message
+    assert "last good: update 2" in message and "saved update 2's parameters" in message
+    with open(os.path.join(run, "metrics.jsonl")) as f:
+        assert [json.loads(line)["update"] for line in f] == [2]
+    loaded = npi_runs.load_run(run)
+    assert loaded.meta["training"]["updates"] == 2 and "non-finite" in \
+        loaded.meta["training"]["stopped"]
+    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree.leaves(loaded.params))
+
+
 # ---------------------------------------------------------------------------------------------
 # Command-line odds.
 # ---------------------------------------------------------------------------------------------

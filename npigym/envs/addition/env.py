@@ -15,6 +15,7 @@ from npigym.envs.addition.generator import AdditionGenerator, RandomGenerator
 from npigym.envs.addition.programs import PROGRAMS, ROOT
 from npigym.envs.addition.types import FullView, Scratchpad, Snapshot
 from npigym.envs.addition.viewer import AdditionViewer
+from npigym.envs.machine.checks import check_time_limit
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
@@ -112,6 +113,7 @@ class Addition(ProgramEnv):
         if not isinstance(generator, AdditionGenerator):
             raise TypeError("generator must be an AdditionGenerator, "
                             f"not {type(generator).__name__}")
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(PROGRAMS, ROOT, modes)
         self.width = generator.width
         super().__init__(

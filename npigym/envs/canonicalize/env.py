@@ -21,6 +21,7 @@ from npigym.envs.canonicalize.programs import PROGRAMS, ROOT
 from npigym.envs.canonicalize.render import render_view
 from npigym.envs.canonicalize.types import FullView, LocalView, Scene, Snapshot
 from npigym.envs.canonicalize.viewer import CanonicalizeViewer
+from npigym.envs.machine.checks import check_time_limit
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
@@ -205,6 +206,7 @@ class Canonicalize(ProgramEnv):
         support = generator.support()
         d_az, d_el = task.host_distances(*support.T)
         self.expert_worst_case = int(task.expert_steps(d_az, d_el).max())
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(PROGRAMS, ROOT, modes)
         super().__init__(
             library, generator, reward=reward, observation=observation, time_limit=time_limit,

@@ -188,7 +188,8 @@ class RandomGenerator(CanonicalizeGenerator):
                     f"no start pose in azimuth_range={self.azimuth_range}, elevation_range="
                     f"{self.elevation_range} is {self.min_rotations}..{self.max_rotations} "
                     f"rotations from the target (azimuth {int(t[0]) * 15}, elevation "
-                    f"{int(t[1]) * 15} degrees)")
+                    f"{int(t[1]) * 15} degrees): lower min_rotations, raise max_rotations or "
+                    "widen the ranges")
             rows.append(np.concatenate([starts, np.broadcast_to(t, starts.shape)], -1))
         self._support = np.concatenate(rows).astype(np.int32)
         self._bounded = self.min_rotations > 0 or self.max_rotations is not None

@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from npigym.envs.machine.checks import KnobTypeError
 from npigym.envs.machine.generator import hash32, hash_stream, scale16
 
 STYLES = ("sedan", "suv", "pickup", "sports")
@@ -109,7 +110,8 @@ def styles_of(family: Union[str, Sequence[str]]) -> Tuple[int, ...]:
 
     Raises:
         ValueError: for an unknown family or style, or an empty or repeating sequence.
-        TypeError: when ``family`` is neither a string nor a sequence of strings.
+        TypeError: when ``family`` is neither a string nor a sequence of strings (a
+            ``KnobTypeError``, also a ValueError).
     """
     if isinstance(family, str):
         if family not in FAMILIES:
@@ -117,7 +119,8 @@ def styles_of(family: Union[str, Sequence[str]]) -> Tuple[int, ...]:
                              f"{STYLES}, not {family!r}")
         return tuple(range(len(STYLES))) if family == "cars" else (STYLES.index(family),)
     if not isinstance(family, Sequence) or not all(isinstance(s, str) for s in family):
-        raise TypeError(f"family must be a string or a sequence of style names, not {family!r}")
+        raise KnobTypeError(f"family must be a string or a sequence of style names, "
+                            f"not {family!r}")
     bad = [s for s in family if s not in STYLES]
     if bad or not family or len(set(family)) != len(family):
         raise ValueError(f"family as a sequence must list distinct styles of {STYLES}, "

@@ -17,6 +17,7 @@ from npigym.envs.dot_product.generator import DotProductGenerator, RandomGenerat
 from npigym.envs.dot_product.programs import DEFAULT_MODES, PROGRAMS, ROOT
 from npigym.envs.dot_product.types import DotPad, FullView, Snapshot
 from npigym.envs.dot_product.viewer import DotProductViewer
+from npigym.envs.machine.checks import check_time_limit, is_int
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
@@ -65,12 +66,13 @@ class DotProduct(ProgramEnv):
       twice the hierarchical expert's worst case).
 
     Args:
-        min_length, max_length: pairs per instance (default 2 and 3; at most 9).
+        min_length, max_length: pairs per instance (default 2, or 1 with ``max_length=1``,
+            and 3; at most 9).
         min_digits, max_digits: digits of each number (default 1 and 2). The pad has
             ``2 * max_digits + 5`` columns. Give these or ``generator``, not both.
         generator: a ``DotProductGenerator`` (``RandomGenerator``, ``VectorGenerator``).
-        reward, modes, observation, time_limit, invalid_action_penalty, render_mode, viewer,
-            skills: as ``Multiplication``'s.
+        reward, modes, observation, time_limit, invalid_action_penalty, render_mode, viewer, skills:
+            as ``Multiplication``'s.
 
     ```python
     import jax
@@ -105,7 +107,9 @@ class DotProduct(ProgramEnv):
     ):
         sizes = (min_length, max_length, min_digits, max_digits)
         if generator is None:
-            generator = RandomGenerator(2 if min_length is None else min_length,
+            if min_length is None:  # the default 2, unless max_length asks for a single pair
+                min_length = 1 if is_int(max_length) and max_length == 1 else 2
+            generator = RandomGenerator(min_length,
                                         3 if max_length is None else max_length,
                                         1 if min_digits is None else min_digits,
                                         2 if max_digits is None else max_digits)
@@ -115,6 +119,7 @@ class DotProduct(ProgramEnv):
         if not isinstance(generator, DotProductGenerator):
             raise TypeError("generator must be a DotProductGenerator, "
                             f"not {type(generator).__name__}")
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(PROGRAMS, ROOT, DEFAULT_MODES if modes is None else modes)
         self.width = generator.width
         self.multiplication = Embedding(Multiplication(max_digits=1), library,

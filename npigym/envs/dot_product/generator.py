@@ -11,26 +11,40 @@ import numpy as np
 
 from npigym.envs.dot_product import constants as c
 from npigym.envs.dot_product.types import DotPad
+from npigym.envs.machine.checks import check_int, check_step_limit
 from npigym.envs.machine.generator import Generator, hash_stream, scale16, seed_word, uniform_int
+from npigym.envs.multiplication import constants as mc
 from npigym.envs.multiplication.generator import digit_row, empty_row
 
 
 def _check_int(name: str, value: int, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
-            or not low <= value <= high:
-        raise ValueError(f"{name} must be an int in [{low}, {high}], not {value!r}")
-    return int(value)
+    return check_int(name, value, low, high)
+
+
+def worst_case_step_limit(max_length: int, max_digits: int) -> int:
+    """``task.default_step_limit`` of the largest instance, in Python ints (the jitted one is
+    int32: this is how a generator knows it fits)."""
+    size = 2 * max_digits + 1
+    per_addition = mc.ADD_STEPS_PER_COLUMN * (size + 1) + 1 + 2
+    per_pair = max_digits * (9 * per_addition + 1) + 1 + 2
+    return 2 * (max_length * per_pair + 1)
 
 
 class DotProductGenerator(Generator, abc.ABC):
     """Base of dot-product generators: ``max_length`` pairs of at most ``max_digits`` digits.
 
-    The pad has ``2 * max_digits + 5`` columns: room for the sum of up to 9 products.
+    The pad has ``2 * max_digits + 5`` columns: room for the sum of up to 9 products. The
+    default step limit of the largest instance must fit int32 (``max_digits`` up to 2,063 for
+    one pair, 687 for 9).
     """
 
     def __init__(self, max_length: int, max_digits: int):
         self.max_length = _check_int("max_length", max_length, 1, c.MAX_PAIRS)
         self.max_digits = _check_int("max_digits", max_digits, 1, 30_000)
+        check_step_limit("max_length and max_digits",
+                         worst_case_step_limit(self.max_length, self.max_digits),
+                         f"{self.max_length} pair{'s' * (self.max_length != 1)} of "
+                         f"{self.max_digits:,}-digit numbers")
 
     @property
     def width(self) -> int:

@@ -15,12 +15,14 @@ from npigym.envs.kth_largest.generator import make_generator
 from npigym.envs.kth_largest.programs import PROGRAMS, ROOT, SKILL_MODES
 from npigym.envs.kth_largest.types import FullView, KthPad
 from npigym.envs.kth_largest.viewer import KthLargestViewer
+from npigym.envs.machine.checks import check_step_limit, check_time_limit
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
 from npigym.envs.machine.types import Frame
 from npigym.envs.machine.viewer import ProgramViewer
 from npigym.envs.sorting import task as sorting_task
+from npigym.envs.sorting.env import Sorting
 from npigym.envs.sorting.generator import SortingGenerator
 from npigym.envs.sorting.types import Snapshot
 
@@ -113,6 +115,11 @@ class KthLargest(ProgramEnv):
         skills: Optional[Mapping[str, Skill]] = None,
     ):
         generator = make_generator(min_length, max_length, max_value, k, generator)
+        n = generator.max_length
+        # Sorting's worst case plus KJMP's 4 (n - k) + 4 at k = 1.
+        check_step_limit("max_length", Sorting.worst_case_step_limit(n) + 2 * (4 * (n - 1) + 4),
+                         f"a reversed array of {n:,} values")
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(PROGRAMS, ROOT, SKILL_MODES if modes is None else modes)
         self.k = generator.k
         self.max_length = generator.max_length

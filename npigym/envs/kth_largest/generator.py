@@ -6,10 +6,10 @@ from typing import Any, Optional
 
 import chex
 import jax.numpy as jnp
-import numpy as np
 
 from npigym.envs.kth_largest import constants as c
 from npigym.envs.kth_largest.types import KthPad
+from npigym.envs.machine.checks import KnobTypeError, is_int
 from npigym.envs.machine.generator import hash32, seed_word, uniform_int
 from npigym.envs.sorting import constants as sc
 from npigym.envs.sorting.generator import ArrayGenerator, RandomGenerator, SortingGenerator
@@ -31,8 +31,8 @@ def check_k(k: Any, generator: SortingGenerator) -> Optional[int]:
     ``[1, shortest length]`` (``[1, max_length]`` when the shortest is unknown)."""
     if k is None:
         return None
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be None (random, uniform in [1, length]) or an int, "
+    if not is_int(k):
+        raise KnobTypeError(f"k must be None (random, uniform in [1, length]) or an int, "
                         f"not {type(k).__name__} ({k!r})")
     shortest = shortest_length(generator)
     high = generator.max_length if shortest is None else shortest
@@ -97,13 +97,14 @@ def make_generator(min_length: Optional[int], max_length: Optional[int],
     Raises:
         ValueError: both size knobs and a generator; ``k`` and a ``KthGenerator`` (which has
             its own); ``k`` out of range.
-        TypeError: a generator that is not a ``SortingGenerator``; ``k`` not an int.
+        TypeError: a generator that is not a ``SortingGenerator``; ``k`` not an int (a
+            ``KnobTypeError``, also a ValueError).
     """
     if generator is None:
         max_length = sc.DEFAULT_MAX_LENGTH if max_length is None else max_length
         if min_length is None:  # Sorting's default, unless max_length asks for shorter arrays
             min_length = sc.DEFAULT_MIN_LENGTH
-            if isinstance(max_length, int) and 1 <= max_length < min_length:
+            if is_int(max_length) and 1 <= max_length < min_length:
                 min_length = max_length
         generator = RandomGenerator(
             min_length, max_length, sc.DEFAULT_MAX_VALUE if max_value is None else max_value)

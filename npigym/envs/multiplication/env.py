@@ -11,6 +11,7 @@ from jumanji import specs
 
 from npigym.envs.addition import Addition
 from npigym.envs.composition import Embedding
+from npigym.envs.machine.checks import check_time_limit
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
@@ -120,6 +121,7 @@ class Multiplication(ProgramEnv):
         if not isinstance(generator, MultiplicationGenerator):
             raise TypeError("generator must be a MultiplicationGenerator, "
                             f"not {type(generator).__name__}")
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(PROGRAMS, ROOT, DEFAULT_MODES if modes is None else modes)
         self.width = generator.width
         self.addition = Embedding(Addition(max_digits=1), library, task.addition_view,

@@ -9,15 +9,27 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
+from npigym.envs.machine.checks import check_int, check_min_max, check_step_limit
 from npigym.envs.machine.generator import Generator, hash_stream, scale16, seed_word, uniform_int
 from npigym.envs.multiplication import constants as c
 from npigym.envs.multiplication.types import MulPad
 
 
-def _check_size(name: str, value: int, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ValueError(f"{name} must be an int >= {low}, not {value!r}")
-    return int(value)
+def _check_size(name: str, value: int) -> int:
+    return check_int(name, value, 1, MAX_WIDTH - c.EXTRA_COLUMNS - 1,
+                     "(the residue check of the product sums one term per column in uint32)")
+
+
+# The widest pad: the residue check of the product sums one term per column in uint32.
+MAX_WIDTH = 65_536
+
+
+def worst_case_step_limit(max_digits: int, max_multiplier_digits: int) -> int:
+    """``task.default_step_limit`` of the largest instance, in Python ints (the jitted one is
+    int32: this is how a generator knows it fits)."""
+    size = max_digits + max_multiplier_digits
+    per_addition = c.ADD_STEPS_PER_COLUMN * (size + 1) + 1 + 2
+    return 2 * (max_multiplier_digits * (9 * per_addition + 1) + 1)
 
 
 class MultiplicationGenerator(Generator, abc.ABC):
@@ -30,9 +42,14 @@ class MultiplicationGenerator(Generator, abc.ABC):
     def __init__(self, max_digits: int, max_multiplier_digits: int):
         self.max_digits = _check_size("max_digits", max_digits)
         self.max_multiplier_digits = _check_size("max_multiplier_digits", max_multiplier_digits)
-        if self.width > 65_536:
-            raise ValueError("max_digits + max_multiplier_digits must be at most 65,532 (the "
-                             "residue check of the product sums one term per column in uint32)")
+        if self.width > MAX_WIDTH:
+            raise ValueError(f"max_digits + max_multiplier_digits must be at most "
+                             f"{MAX_WIDTH - c.EXTRA_COLUMNS:,} (the residue check of the product "
+                             f"sums one term per column in uint32), not "
+                             f"{self.max_digits + self.max_multiplier_digits:,}")
+        check_step_limit("max_digits and max_multiplier_digits",
+                         worst_case_step_limit(self.max_digits, self.max_multiplier_digits),
+                         f"a {self.max_digits:,} x {self.max_multiplier_digits:,}-digit product")
 
     @property
     def width(self) -> int:
@@ -41,7 +58,9 @@ class MultiplicationGenerator(Generator, abc.ABC):
 
 class RandomGenerator(MultiplicationGenerator):
     """Random problems: a multiplicand of ``min_digits..max_digits`` digits times a multiplier
-    of ``min_multiplier_digits..max_multiplier_digits`` digits (default: the same range).
+    of ``min_multiplier_digits..max_multiplier_digits`` digits (default: the same range, within
+    ``max_multiplier_digits``). The default step limit of the largest product must fit int32
+    (``max_digits = max_multiplier_digits`` up to 2,063).
 
     Lengths are uniform in their ranges, digits uniform with a leading digit of 1-9 (so both
     operands are positive). An instance costs one 32-bit word from threefry, expanded with an
@@ -54,13 +73,13 @@ class RandomGenerator(MultiplicationGenerator):
         max_b = max_digits if max_multiplier_digits is None else max_multiplier_digits
         super().__init__(max_digits, max_b)
         self.min_digits = _check_size("min_digits", min_digits)
-        min_b = self.min_digits if min_multiplier_digits is None else min_multiplier_digits
+        # The multiplier's range defaults to the multiplicand's, within max_multiplier_digits.
+        min_b = (min(self.min_digits, self.max_multiplier_digits)
+                 if min_multiplier_digits is None else min_multiplier_digits)
         self.min_multiplier_digits = _check_size("min_multiplier_digits", min_b)
-        if self.min_digits > self.max_digits:
-            raise ValueError(f"min_digits={self.min_digits} > max_digits={self.max_digits}")
-        if self.min_multiplier_digits > self.max_multiplier_digits:
-            raise ValueError(f"min_multiplier_digits={self.min_multiplier_digits} > "
-                             f"max_multiplier_digits={self.max_multiplier_digits}")
+        check_min_max("min_digits", self.min_digits, "max_digits", self.max_digits)
+        check_min_max("min_multiplier_digits", self.min_multiplier_digits,
+                      "max_multiplier_digits", self.max_multiplier_digits)
 
     def __call__(self, key: chex.PRNGKey) -> MulPad:
         seed = seed_word(key)

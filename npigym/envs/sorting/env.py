@@ -9,6 +9,7 @@ import chex
 import jax.numpy as jnp
 from jumanji import specs
 
+from npigym.envs.machine.checks import check_step_limit, check_time_limit, is_int
 from npigym.envs.machine.env import ProgramEnv
 from npigym.envs.machine.library import ModesLike, ProgramLibrary
 from npigym.envs.machine.skill import Skill
@@ -129,7 +130,7 @@ class Sorting(ProgramEnv):
             max_length = c.DEFAULT_MAX_LENGTH if max_length is None else max_length
             if min_length is None:  # the default, unless max_length asks for shorter arrays
                 min_length = c.DEFAULT_MIN_LENGTH
-                if isinstance(max_length, int) and 1 <= max_length < min_length:
+                if is_int(max_length) and 1 <= max_length < min_length:
                     min_length = max_length
             generator = RandomGenerator(
                 min_length, max_length, c.DEFAULT_MAX_VALUE if max_value is None else max_value)
@@ -139,6 +140,9 @@ class Sorting(ProgramEnv):
         if not isinstance(generator, SortingGenerator):
             raise TypeError("generator must be a SortingGenerator, "
                             f"not {type(generator).__name__}")
+        check_step_limit("max_length", self.worst_case_step_limit(generator.max_length),
+                         f"a reversed array of {generator.max_length:,} values")
+        time_limit = check_time_limit(time_limit)
         library = ProgramLibrary(self._programs, self._root,
                                  self._default_modes if modes is None else modes)
         self.max_length = generator.max_length
@@ -147,6 +151,13 @@ class Sorting(ProgramEnv):
             library, generator, reward=reward, observation=observation, time_limit=time_limit,
             invalid_action_penalty=invalid_action_penalty, render_mode=render_mode,
             viewer=viewer or SortingViewer(library), skills=skills)
+
+    @staticmethod
+    def worst_case_step_limit(length: int) -> int:
+        """``default_step_limit`` of a reversed array of ``length`` values, in Python ints (the
+        jitted one is int32: this is how the constructor knows it fits)."""
+        m = max(length - 1, 0)
+        return 2 * (12 * m * m + 5 * m + 1 + length * (length - 1) // 2)
 
     # The four task functions (pure, in task.py).
     def apply_primitive(self, pad: SortPad, program: chex.Array, args: chex.Array):
@@ -239,3 +250,8 @@ class Max(Sorting):
 
     def default_step_limit(self, pad: SortPad) -> chex.Array:
         return task.max_default_step_limit(pad)
+
+    @staticmethod
+    def worst_case_step_limit(length: int) -> int:
+        m = max(length - 1, 0)
+        return Sorting.worst_case_step_limit(length) + 2 * (4 * m + 4)

@@ -15,6 +15,7 @@ import chex
 import jax.numpy as jnp
 import numpy as np
 
+from npigym.envs.machine.checks import check_int, check_min_max
 from npigym.envs.machine.generator import (
     Generator,
     hash32,
@@ -31,11 +32,14 @@ _FINGERPRINT_SALT = 0x5BD1E995
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
-    if not low <= value <= high:
-        raise ValueError(f"{name} must be in [{low}, {high}], not {value}")
-    return int(value)
+    """A size knob: a ``KnobTypeError`` (a TypeError and a ValueError) for a non-int, a
+    ValueError naming it out of ``[low, high]``."""
+    why = ""
+    if name in ("max_length", "min_length"):
+        why = "(twice the expert's worst case must fit the int32 step counter)"
+    elif name == "max_value":
+        why = "(values are drawn from 16-bit halves of hash words)"
+    return check_int(name, value, low, high, why)
 
 
 def cell_dtype(max_value: int) -> jnp.dtype:
@@ -85,9 +89,7 @@ class RandomGenerator(SortingGenerator):
                  max_length: int = c.DEFAULT_MAX_LENGTH, max_value: int = c.DEFAULT_MAX_VALUE):
         super().__init__(max_length, max_value)
         self.min_length = _check_int("min_length", min_length, 1, c.MAX_LENGTH_LIMIT)
-        if self.min_length > self.max_length:
-            raise ValueError(f"min_length ({self.min_length}) must not exceed max_length "
-                             f"({self.max_length})")
+        check_min_max("min_length", self.min_length, "max_length", self.max_length)
 
     def __call__(self, key: chex.PRNGKey) -> SortPad:
         seed = seed_word(key)

@@ -28,6 +28,7 @@ from jumanji import specs
 from jumanji.env import Environment
 from jumanji.types import TimeStep, restart, termination, transition
 
+from npigym.envs.machine.checks import is_int
 from npigym.envs.toy.constants import (
     BASE_REWARD,
     BONUS,
@@ -54,9 +55,9 @@ class DiscountingChain(Environment[State, specs.DiscreteArray, Observation]):
     """
 
     def __init__(self, mapping_seed: int = DEFAULT_MAPPING_SEED):
-        if not isinstance(mapping_seed, int) or isinstance(mapping_seed, bool):
+        if not is_int(mapping_seed):
             raise ValueError(f"mapping_seed must be an int, not {mapping_seed!r}")
-        self.mapping_seed = mapping_seed
+        self.mapping_seed = int(mapping_seed)
         self.rewards = context_rewards(mapping_seed)
         self.reward_steps = jnp.asarray(REWARD_STEPS, jnp.int32)
         super().__init__()

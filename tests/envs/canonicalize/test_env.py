@@ -342,13 +342,14 @@ def test_registered_ids():
         npigym.make("Canonicalize-v0", image_sise=8)
 
 
-def test_gymnasium_adapter_nests_the_local_view():
+def test_gymnasium_adapter_flattens_the_local_view():
     import gymnasium
 
     env = gymnasium.make("npigym/Canonicalize-v0", image_size=8)
     obs, _ = env.reset(seed=0)
-    assert obs["local"]["image"].shape == (8, 8)
-    assert obs["local"]["target_azimuth"].shape == (c.NUM_AZIMUTHS,)
+    # One level of keys; the image as a uint8 (H, W, 1) image, as SB3's CNN policies want it.
+    assert obs["local/image"].shape == (8, 8, 1) and obs["local/image"].dtype == np.uint8
+    assert obs["local/target_azimuth"].shape == (c.NUM_AZIMUTHS,)
     assert env.observation_space.contains(obs)
     obs, _, terminated, truncated, _ = env.step(np.asarray([c.HGOTO, 0, 0, 0]))
     assert env.observation_space.contains(obs) and not (terminated or truncated)
