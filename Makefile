@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export MPLBACKEND ?= Agg
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(STAMP): $(BIN)/python setup.cfg pyproject.toml
 install: $(STAMP)
 
 # Train an agent on Addition-v0 for about two minutes (ADD1/LSHIFT as macro actions), then
-# watch it solve a 20-digit instance and show its learning curve.
+# watch it solve a 20-digit instance: its calls, framed by the sum it was given and the digits
+# it wrote (`--compact`); the GIF shows the whole pad step by step.
 demo: $(STAMP)
 	rm -rf out/demo_run
 	$(BIN)/npigym train --env Addition-v0 --config addition-macro --run-dir out/demo_run \
@@ -33,6 +34,11 @@ TEST_WORKERS ?= 2
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
+# The documentation site into site/, strict: a warning (broken link, missing page or
+# reference) fails the build. `$(BIN)/mkdocs serve` previews it.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/env_throughput.py
 
@@ -40,4 +46,4 @@ lint: $(STAMP)
 	$(BIN)/ruff check npigym tests benchmarks
 
 clean:
-	rm -rf $(VENV) out build *.egg-info .pytest_cache
+	rm -rf $(VENV) out build site *.egg-info .pytest_cache

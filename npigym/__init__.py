@@ -16,7 +16,7 @@ from npigym.registration import (
     spec,
 )
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "EnvSpec",

@@ -47,6 +47,7 @@ class EnvSpec:
     description: str = ""
 
     def load(self) -> Callable[..., Any]:
+        """The factory the entry point names (imported on first use)."""
         if callable(self.entry_point):
             return self.entry_point
         module, _, attribute = self.entry_point.partition(":")

@@ -91,6 +91,7 @@ class Traces:
         return np.concatenate([[0], np.cumsum(self.lengths)[:-1]]).astype(np.int64)
 
     def episode_rows(self, i: int) -> slice:
+        """The rows of episode ``i`` in the flat arrays."""
         if not 0 <= i < self.num_episodes:
             raise IndexError(f"episode {i} out of range [0, {self.num_episodes})")
         start = int(self.offsets[i])
@@ -104,6 +105,7 @@ class Traces:
         return out
 
     def episodes(self) -> Iterator[Dict[str, Any]]:
+        """Every episode, as :meth:`episode` gives it."""
         for i in range(self.num_episodes):
             yield self.episode(i)
 

@@ -320,6 +320,7 @@ class FrameStackCore(hk.Module):
                 jnp.full((batch_size,), self.num_actions, jnp.int32))
 
     def initial_state(self, batch_size: int) -> CoreState:
+        """Zero states for every call-stack frame of ``batch_size`` envs."""
         one = self._zero(batch_size)
         frames = jax.tree.map(lambda s: jnp.repeat(s[:, None], self.max_depth, axis=1), one)
         return CoreState(frames, jnp.zeros((batch_size,), jnp.int32))
@@ -568,6 +569,7 @@ class EnvInfo:
 
     @classmethod
     def from_env(cls, env: Any) -> "EnvInfo":
+        """Read the sizes the network needs from an env (its specs and program library, if any)."""
         unwrapped = getattr(env, "unwrapped", env)
         library = getattr(unwrapped, "library", None)
         if library is not None:
@@ -602,6 +604,7 @@ class ActorCriticNet(hk.Module):
                                    config.previous_invalid, name="frames")
 
     def initial_state(self, batch_size: int) -> CoreState:
+        """The core's initial state for ``batch_size`` envs."""
         return self.core.initial_state(batch_size)
 
     def features(self, obs: Any, batch_ndim: int) -> chex.Array:
@@ -626,6 +629,7 @@ class ActorCriticNet(hk.Module):
 
     def core_step(self, x: chex.Array, obs: Any, first: chex.Array, state: CoreState,
                   invalid: Optional[chex.Array] = None) -> Tuple[chex.Array, CoreState]:
+        """One step of the recurrent core on encoded inputs ``x``: ``(core output, new state)``."""
         depth = obs.depth if (self.info.is_program_env and self.config.frame_stack) \
             else jnp.zeros(first.shape, jnp.int32)
         return self.core(x, depth, first, state, invalid)
@@ -638,6 +642,8 @@ class ActorCriticNet(hk.Module):
     def heads(self, core_out: chex.Array, x: chex.Array, obs: Any,
               action: Optional[chex.Array], key: Optional[chex.PRNGKey], greedy: bool
               ) -> StepOutput:
+        """The program and argument heads and the value heads on the core's output: sample (or take
+        the greedy, or score the given ``action``) under the action mask."""
         info, cfg = self.info, self.config
         # The skip connection lets a reactive policy (most of NPI's programs are) bypass the
         # core's memory; the core adds what the current observation cannot tell.

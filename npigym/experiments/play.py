@@ -23,6 +23,9 @@ CLEAR_SCREEN = "\x1b[H\x1b[2J"
 
 @dataclasses.dataclass
 class EpisodeResult:
+    """What :func:`play` returns: whether the episode was solved, its length, whether the step
+    limit cut it, its return, and (with ``keep_states``) every state."""
+
     success: bool
     steps: int
     truncated: bool
@@ -58,7 +61,10 @@ def play(
         key: reset key.
         out: where to print (default: the current ``sys.stdout``).
         quiet: print nothing.
-        show_states: print the rendered state after each step, not only the calls.
+        show_states: print the rendered state after each step, not only the calls. Without
+            it (``npigym play --compact``) the calls are framed by the state's one-line summary
+            before the first and after the last (for Addition: the two numbers, their sum and
+            what the output row holds), so the instance and the result are still shown.
         delay: seconds to pause after each step.
         wait_for_enter: wait for Enter after each step (like keras_npi's DEBUG=1).
         clear: redraw in place (ANSI clear screen) instead of scrolling.
@@ -86,8 +92,15 @@ def play(
         out.write(f"{header}\n{body}\n")
         out.flush()
 
+    summarize = out is not None and not show_states and not clear
+
+    def summary() -> None:
+        out.write(env.render(state, "ansi").splitlines()[0] + "\n")
+
     if show_states or clear:
         show("start")
+    elif summarize:
+        summary()
     while not bool(timestep.last()) and (max_steps is None or n < max_steps):
         action = np.asarray(policy(state, timestep))
         depth = int(state.stack.depth)
@@ -115,6 +128,8 @@ def play(
             time.sleep(delay)
     success = bool(timestep.extras["success"])
     truncated = bool(timestep.last()) and float(timestep.discount) > 0
+    if summarize:
+        summary()
     if out is not None:
         outcome = "solved" if success else ("cut at the step limit" if truncated else "not solved")
         out.write(f"\n{outcome} in {n} steps, return {total:g}\n")

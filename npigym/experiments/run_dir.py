@@ -155,6 +155,7 @@ class Checkpointer:
         atomic_write(os.path.join(self.run_dir, PROGRESS), json.dumps(record, indent=1))
 
     def latest_step(self) -> Optional[int]:
+        """The newest checkpoint's step (its call), or None."""
         return self.manager.latest_step()
 
     def _progress(self, step: int, metadata: Dict[str, Any]) -> Dict[str, Any]:
@@ -221,6 +222,7 @@ class Checkpointer:
         raise CheckpointError(f"no intact checkpoint in {folder}: {'; '.join(failures)}")
 
     def close(self) -> None:
+        """Wait for pending saves and release the checkpoint manager."""
         self.manager.close()
 
 

@@ -99,6 +99,7 @@ class MetaGradientConfig:
         return self.estimator != "none"
 
     def bounds(self, name: str) -> Tuple[float, float]:
+        """``(low, high)`` of hyperparameter ``name`` (``discount_bounds`` etc.)."""
         low, high = getattr(self, f"{name}_bounds")
         return float(low), float(high)
 

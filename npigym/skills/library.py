@@ -108,6 +108,7 @@ class SkillInfo:
         return f"{self.name}@v{self.version}"
 
     def to_yaml_dict(self) -> Dict[str, Any]:
+        """The contents of the skill's ``skill.yaml``."""
         out = {"format": FORMAT, **dataclasses.asdict(self)}
         del out["path"]
         if self.agent == AC_AGENT:  # actor-critic skill.yaml files are as they always were

@@ -304,6 +304,7 @@ class HostPolicy:
         self.reset()
 
     def reset(self) -> None:
+        """Forget the LSTM states: call before a new episode."""
         self.state = self._initial()
 
     def __call__(self, env_state: Any, timestep: Any) -> np.ndarray:

@@ -119,10 +119,12 @@ class TaskLayout:
     local: Tuple[LeafLayout, ...]
 
     def to_json(self) -> Dict[str, Any]:
+        """A JSON-ready dict (``npi.json`` of a run directory)."""
         return dataclasses.asdict(self)
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> "TaskLayout":
+        """The layout saved by :meth:`to_json`."""
         def tup(x):
             return tuple(tup(v) for v in x) if isinstance(x, (list, tuple)) else x
 
@@ -240,6 +242,7 @@ class ProgramTable:
         return tuple(max(t.arg_sizes[s] for t in self.tasks) for s in range(NUM_ARGS))
 
     def task(self, name: str) -> TaskLayout:
+        """The layout of task ``name`` (``KeyError`` if the table has none)."""
         for t in self.tasks:
             if t.name == name:
                 return t
@@ -264,10 +267,12 @@ class ProgramTable:
         return out
 
     def to_json(self) -> Dict[str, Any]:
+        """A JSON-ready dict (``npi.json`` of a run directory)."""
         return {"names": list(self.names), "tasks": [t.to_json() for t in self.tasks]}
 
     @staticmethod
     def from_json(d: Mapping[str, Any]) -> "ProgramTable":
+        """The table saved by :meth:`to_json`."""
         return ProgramTable(tuple(d["names"]), tuple(TaskLayout.from_json(t) for t in d["tasks"]))
 
 

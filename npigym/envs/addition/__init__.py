@@ -1,3 +1,5 @@
+"""NPI's grade-school addition (``Addition-v0``) on the program machine."""
+
 from npigym.envs.addition.env import Addition
 from npigym.envs.addition.generator import (
     AdditionGenerator,

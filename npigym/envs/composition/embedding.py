@@ -83,12 +83,15 @@ class Embedding:
         return call.at[0].set(self._to_host[call[0]])
 
     def postcondition(self, task: Any, frame: Frame) -> chex.Array:
+        """The sub-task's postcondition on the projected state and frame."""
         return self.env.postcondition(self.project(task), self._sub_frame(frame))
 
     def snapshot(self, task: Any) -> Any:
+        """The sub-task's snapshot of the projected state."""
         return self.env.snapshot(self.project(task))
 
     def local_view(self, task: Any) -> Any:
+        """The sub-task's local view of the projected state."""
         return self.env.local_view(self.project(task))
 
     def _sub_frame(self, frame: Frame) -> Frame:

@@ -74,6 +74,7 @@ class Arg:
         return len(self.values)
 
     def is_allowed(self, value: int) -> bool:
+        """Whether ``value`` is in range and among the allowed values."""
         return 0 <= value < self.num_values and (self.allowed is None or value in self.allowed)
 
 
@@ -237,6 +238,7 @@ class ProgramLibrary:
         return any(p.mode == INLINE for p in self.programs)
 
     def format_call(self, program: int, args: Sequence[int]) -> str:
+        """``MOVE_PTR(CARRY, LEFT)`` style text of a call of program id ``program``."""
         program = int(program)
         if not 0 <= program < self.num_programs:
             return f"?{program}"
