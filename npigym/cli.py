@@ -26,6 +26,7 @@ SUBCOMMAND_MODULES: List[str] = ["npigym.experiments.train", "npigym.experiments
 SUBCOMMAND_MODULES.append("npigym.experiments.npi_runs")
 SUBCOMMAND_MODULES.append("npigym.skills.cli")
 SUBCOMMAND_MODULES.append("npigym.experiments.skill_curriculum")
+SUBCOMMAND_MODULES.append("npigym.sweeps.cli")
 
 
 def parse_overrides(words: Sequence[str]) -> Dict[str, Any]:

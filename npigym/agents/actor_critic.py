@@ -138,6 +138,7 @@ class HyperParams(NamedTuple):
 
     @classmethod
     def from_config(cls, config: A2CConfig) -> "HyperParams":
+        """The config's hyperparameters as float32 arrays (the values a meta-gradient may tune)."""
         return cls(*(jnp.asarray(getattr(config, f), jnp.float32) for f in cls._fields))
 
 
@@ -596,7 +597,7 @@ def make_update(network: Network, config: A2CConfig, optimizer: optax.GradientTr
             hyperparams={**opt_state.hyperparams, "learning_rate": hyper.learning_rate})
         updates, opt_state = optimizer.update(grads, opt_state, params)
         params = optax.apply_updates(params, updates)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return params, opt_state, metrics
 
     return update
@@ -618,7 +619,7 @@ class TrainState(NamedTuple):
 
 
 class Trainer(NamedTuple):
-    """``init(key) -> TrainState``; ``train(state) -> (state, metrics)`` runs
+    """``init(key, hyper=None) -> TrainState``; ``train(state) -> (state, metrics)`` runs
     ``updates_per_call`` updates (metrics stacked on a leading axis); both pure and jittable,
     and ``jax.vmap``-able over a batch of seeds."""
 
@@ -652,12 +653,15 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     # A curriculum that adapts to the learner (SubprogramStartWrapper with unlock_threshold).
     update_curriculum = getattr(env, "update_curriculum", None) if num_programs else None
 
-    def init(key: chex.PRNGKey) -> TrainState:
+    def init(key: chex.PRNGKey, hyper: Optional[HyperParams] = None) -> TrainState:
+        # ``hyper`` (default: the config's) is an argument so that one program can train a
+        # batch of hyperparameter settings: ``jax.vmap(init)(keys, hypers)`` (npigym.sweeps).
         key, env_key, net_key = jax.random.split(key, 3)
         actor = init_actor(train_env, network, env_key, config.num_envs)
         params = network.init(net_key, actor.obs, actor.first)
-        return TrainState(params, optimizer.init(params), HyperParams.from_config(config),
-                          actor, key, jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
+        hyper = HyperParams.from_config(config) if hyper is None else hyper
+        return TrainState(params, optimizer.init(params), hyper, actor, key,
+                          jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32))
 
     def train_step(state: TrainState, _) -> Tuple[TrainState, Dict[str, chex.Array]]:
         key, rollout_key = jax.random.split(state.key)

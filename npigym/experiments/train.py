@@ -148,7 +148,7 @@ def call_record(metrics: Dict[str, Any], config: TrainConfig, program_names: Opt
 
 def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "runs",
           resume: bool = False, progress: bool = True, final_eval: bool = True,
-          out: Any = None) -> str:
+          out: Any = None, on_call: Optional[Callable[[Dict[str, Any]], None]] = None) -> str:
     """Train as ``config`` says; returns the run directory.
 
     Args:
@@ -159,6 +159,8 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
         progress: show a progress bar.
         final_eval: evaluate at ``config.eval_lengths`` at the end.
         out: where to print (default stdout).
+        on_call: called with each call's record once it is logged (a sweep backend reports
+            it to Ray Tune, whose schedulers may stop the run by raising).
     """
     out = out or sys.stdout
     env, network, trainer, init, train_call = build(config)
@@ -194,8 +196,9 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
 
     bar = tqdm(total=total_calls * per_call, initial=calls * per_call, unit=" steps",
                unit_scale=True, disable=not progress, file=out, dynamic_ncols=True,
-               desc=f"{config.env}")
+               desc=f"{config.env} (compiling ...)")
     start = time.perf_counter()
+    time_limited = False
     last_saved = calls
     stop: Dict[str, Any] = {"signal": None}
     previous_handlers = _install_stop_handlers(stop)
@@ -221,6 +224,9 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
                       "env": config.env, **call_record(metrics, config, names)}
             logger.write(record)
             state, calls = new_state, calls + 1
+            if on_call is not None:
+                on_call(record)
+            bar.set_description_str(config.env, refresh=False)
             bar.update(per_call)
             bar.set_postfix(ret=f"{record['return']:.3f}", success=f"{record['success']:.3f}",
                             refresh=False)
@@ -229,6 +235,7 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
                                                  "wall_time": wall_before + elapsed})
                 last_saved = calls
             if config.time_limit_s is not None and elapsed >= config.time_limit_s:
+                time_limited = calls < total_calls
                 break
     finally:
         _restore_handlers(previous_handlers)
@@ -243,6 +250,9 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
             logger.close()
     if stop["signal"] is not None:
         raise TrainingInterruptedError(run_dir, stop["signal"], calls)
+    if time_limited:
+        print(f"stopped at the time limit ({config.time_limit_s:g} s) after "
+              f"{calls * per_call:,} env steps of {total_calls * per_call:,}", file=out)
     curves = plot_learning_curves(run_dir)
     print(f"trained {calls * per_call:,} env steps per seed x {config.num_seeds} seed(s) in "
           f"{wall_before + elapsed:.0f} s; run directory {run_dir}", file=out)

@@ -155,9 +155,20 @@ def make_meta_optimizer(config: MetaGradientConfig) -> optax.GradientTransformat
     """Global-norm clipping then Adam with a tiny ``eps_root > 0`` (no 0 / 0 on a zero
     meta-gradient; small enough not to swamp meta-gradients of 1e-9, see
     :class:`MetaGradientConfig`)."""
-    return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
-                       optax.adam(config.learning_rate, eps=config.adam_eps,
-                                  eps_root=config.adam_eps_root))
+    # The step size lives in the optimizer's state (inject_hyperparams), so a batch of
+    # meta-learning rates can train in one vmapped program (see set_learning_rate).
+    def build(learning_rate: chex.Array) -> optax.GradientTransformation:
+        return optax.chain(optax.clip_by_global_norm(config.max_grad_norm),
+                           optax.adam(learning_rate, eps=config.adam_eps,
+                                      eps_root=config.adam_eps_root))
+
+    return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)
+
+
+def set_learning_rate(opt_state: Any, learning_rate: chex.Array) -> Any:
+    """``opt_state`` of an ``optax.inject_hyperparams`` optimizer with its learning rate set."""
+    value = jnp.asarray(learning_rate, opt_state.hyperparams["learning_rate"].dtype)
+    return opt_state._replace(hyperparams={**opt_state.hyperparams, "learning_rate": value})
 
 
 def make_group_meta_gradients(meta_loss: Callable[..., Any], groups: int

@@ -164,7 +164,7 @@ def make_toy_inner_agent(env: Any, a2c: A2CConfig = TOY_A2C,
         opt_state = opt_state._replace(
             hyperparams={**opt_state.hyperparams, "learning_rate": hyper.learning_rate})
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        metrics["grad_norm"] = optax.global_norm(grads)
+        metrics["grad_norm"] = optax.tree.norm(grads)
         return optax.apply_updates(params, updates), opt_state, metrics
 
     def outer_loss(params, old_params, batch: Rollout, hyper: HyperParams):

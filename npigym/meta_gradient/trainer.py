@@ -20,7 +20,7 @@ episode counters (inner and outer rollouts pooled; ``actor_critic.summarize`` re
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, NamedTuple, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
 import chex
 import jax
@@ -35,6 +35,7 @@ from npigym.meta_gradient.core import (
     make_meta_loss,
     make_meta_optimizer,
     rollouts_per_meta_update,
+    set_learning_rate,
     variance_metrics,
 )
 from npigym.meta_gradient.params import MetaParams, hyperparams, init_meta_params
@@ -107,14 +108,22 @@ def make_meta_train(agent: InnerAgent, a2c: A2CConfig, meta: MetaGradientConfig,
     per_update = steps_per_meta_update(agent, meta)
     inner_updates = meta.meta_steps if meta.enabled else 1
 
-    def init(key: chex.PRNGKey) -> MetaTrainState:
+    def init(key: chex.PRNGKey, hyper: Optional[HyperParams] = None,
+             meta_learning_rate: Optional[chex.Array] = None) -> MetaTrainState:
+        """``hyper``: the base hyperparameters (default :func:`base_hyperparams`); learned
+        ones start there. ``meta_learning_rate``: the meta-optimizer's step size (default
+        ``meta.learning_rate``). Both are arguments so ``jax.vmap`` can train a batch of
+        settings in one program (npigym.sweeps)."""
         key, agent_key = jax.random.split(key)
         params, opt_state, actor = agent.init(agent_key)
-        base = base_hyperparams(a2c, meta)
+        base = base_hyperparams(a2c, meta) if hyper is None else hyper
         eta = init_meta_params(meta, base) if meta.enabled else {}
+        meta_opt_state = meta_optimizer.init(eta)
+        if meta_learning_rate is not None:
+            meta_opt_state = set_learning_rate(meta_opt_state, meta_learning_rate)
         return MetaTrainState(params, opt_state, hyperparams(eta, base, meta), actor, key,
                               jnp.zeros((), jnp.int32), jnp.zeros((), jnp.float32), eta,
-                              meta_optimizer.init(eta), base)
+                              meta_opt_state, base)
 
     def hyper_metrics(hyper: HyperParams) -> Dict[str, chex.Array]:
         return {f"hp_{n}": getattr(hyper, n) for n in (*LEARNABLE, "outer_discount")}
@@ -133,7 +142,7 @@ def make_meta_train(agent: InnerAgent, a2c: A2CConfig, meta: MetaGradientConfig,
             state.meta_params, state.base_hyper, state.params, state.opt_state, state.actor,
             meta_key)
         metrics = dict(aux.metrics)
-        metrics["meta_grad_norm"] = optax.global_norm(grads)
+        metrics["meta_grad_norm"] = optax.tree.norm(grads)
         metrics.update({f"meta_grad_{n}": g for n, g in grads.items()})
         if group_grads is not None:
             metrics.update(variance_metrics(group_grads(
