@@ -37,6 +37,10 @@ EXPENSIVE = {
     "npigym play out/demo_run": "needs the demo's run directory",
     "npigym skills": "needs a trained run directory or a saved skill",
     "npigym curriculum": "trains three generations of skills (an hour)",
+    "npigym sweep examples/": "trains 20 trials (minutes); tests/sweeps/ run small sweeps",
+    "npigym sweep report sweeps/": "needs a finished sweep (tests/sweeps/ report one)",
+    "npigym sweep status sweeps/": "needs a sweep directory (tests/sweeps/ show one)",
+    "pip install": "installs packages",
     "npigym npi-train": "training takes minutes",
     "python benchmarks/": "benchmarks run for minutes to hours",
     ".venv/bin/python benchmarks/": "benchmarks run for minutes to hours",
@@ -217,5 +221,6 @@ def python_blocks() -> List[Tuple[str, str]]:
 @pytest.mark.parametrize("where, code", python_blocks(), ids=[w for w, _ in python_blocks()])
 def test_python_block_runs(where, code, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # the example specs the docs load
     with contextlib.redirect_stdout(io.StringIO()):
         exec(compile(code, where, "exec"), {"__name__": "__docs__"})

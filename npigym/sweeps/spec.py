@@ -85,6 +85,7 @@ class Axis:
 
     @property
     def sampled(self) -> bool:
+        """Whether the axis is drawn from a distribution (else it is a grid)."""
         return self.distribution is not None
 
 
@@ -171,7 +172,12 @@ def _config_id(values: Sequence[Tuple[str, Any]]) -> str:
     parts = []
     for key, value in values:
         short = key.split(".")[-1]
-        text = f"{value:.3g}" if isinstance(value, float) else str(value)
+        if isinstance(value, float):
+            text = f"{value:.3g}"
+        elif isinstance(value, tuple):  # a layer list: (64, 64) -> 64x64
+            text = "x".join(str(v) for v in value) or "none"
+        else:
+            text = str(value)
         parts.append(f"{short}={text}")
     name = ",".join(parts).replace(" ", "")
     safe = "".join(c if c.isalnum() or c in "=.,-_+" else "_" for c in name)
