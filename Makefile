@@ -11,7 +11,12 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# The tests use stable-baselines3, which needs torch: a plain `torch` requirement resolves to a
+# CUDA build of several GB, so the CPU build is installed first (pip takes it from the machine's
+# wheel directory where there is one) and satisfies sb3's range.
+TORCH ?= torch==2.13.0
 $(STAMP): $(BIN)/python setup.cfg pyproject.toml
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -18,8 +18,8 @@ from typing import Any
 def _run_sweep(args: argparse.Namespace) -> int:
     from npigym.experiments.config import ConfigError
     from npigym.experiments.run_dir import CheckpointError
-    from npigym.sweeps.report import load_sweep, print_report, report
     from npigym.sweeps import runner
+    from npigym.sweeps.report import load_sweep, print_report, report
     from npigym.sweeps.spec import load_spec
 
     options = [w for w in args.target if "=" in w] + list(args.options)

@@ -136,7 +136,7 @@ def _report(sweep_dir: str, reps: int, top: int, seed: int) -> str:
     _plot_curves(sweep_dir, grid, curve_point, curve_ci, metric.name)
 
     seeds = sorted({r["seed"] for r in by_config[best]})
-    words = config_overrides(spec, values) + [f"seed={seeds[0]}", f"num_seeds={len(seeds)}"]
+    words = [*config_overrides(spec, values), f"seed={seeds[0]}", f"num_seeds={len(seeds)}"]
     words += [f"{k}={v}" for k, v in spec.budget]
     base = f"--config {spec.base} " if spec.base else ""
     command = f"npigym train {base}" + " ".join(f"'{w}'" if any(c in w for c in "[], ")
@@ -164,8 +164,8 @@ def _report(sweep_dir: str, reps: int, top: int, seed: int) -> str:
         lines += ["", f"No finished seed yet: {', '.join(missing)}."]
     if poi_rows:
         lines += ["", "## Probability of improvement", "",
-                  f"P(a run of the best config scores better than a run of the other), "
-                  f"with its 95 % CI (0.5: indistinguishable).", "",
+                  "P(a run of the best config scores better than a run of the other), "
+                  "with its 95 % CI (0.5: indistinguishable).", "",
                   "| pair | P(improvement) [95 % CI] |", "|---|---|"]
         lines += [f"| {k} | {p:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] |" for k, p, ci in poi_rows]
     failed = {k: r for k, r in index["trials"].items() if r["status"] not in (DONE,)}

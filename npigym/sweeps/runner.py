@@ -297,7 +297,7 @@ def run_group(sweep_dir: str, spec: SweepSpec, group: Group, index: Dict[str, An
                 if frozen.any():  # a failed trial stays at its last good (finite) state
                     keep = jnp.asarray(frozen)
                     new_state = jax.tree.map(
-                        lambda old, new: jnp.where(
+                        lambda old, new, keep=keep: jnp.where(
                             keep.reshape((-1,) + (1,) * (new.ndim - 1)), old, new),
                         state, new_state)
                 elapsed = time.perf_counter() - start
@@ -318,6 +318,8 @@ def run_group(sweep_dir: str, spec: SweepSpec, group: Group, index: Dict[str, An
                     checkpointer.save(calls, state, {"calls": calls,
                                                      "wall_time": wall_before + elapsed})
                     last_saved = calls
+                if frozen[todo].all():  # every trial left has failed: nothing to train
+                    break
                 if time_limit is not None and elapsed >= time_limit:
                     print(f"{position}group {group.group_id}: stopped at the time limit "
                           f"({time_limit:g} s) after {calls} of {total_calls} calls", file=out)

@@ -23,10 +23,8 @@ import npigym
 from npigym.envs.machine.library import RETURN_ID
 from npigym.wrappers import GymnasiumEnv, GymnasiumVectorEnv, make_gymnasium_vector_env
 
-# Addition's `args` observation has a slot no program uses (its bounds are 0..0): an honest
-# Box, which gymnasium's checker flags. Nothing else may warn.
-EXPECTED_WARNINGS = ("A Box observation space maximum and minimum values are equal",)
-pytestmark = pytest.mark.filterwarnings(f"ignore:.*{EXPECTED_WARNINGS[0]}:UserWarning")
+# Nothing may warn (the spaces used to hold a 0..0 Box, which the checker flagged).
+EXPECTED_WARNINGS = ()
 ROOT = npigym.make("Addition-v0").library.root  # ADD
 
 
@@ -80,15 +78,17 @@ def test_check_env_passes_on_a_plain_jumanji_env():
     env = GymnasiumEnv(jumanji.make("Snake-v1"))
     assert env.action_space == spaces.Discrete(4)
     assert env.metadata["render_modes"] == ["rgb_array"]
-    # Its step counter is a DiscreteArray, which arrives as a 0-d array: a Box, not Discrete.
-    assert isinstance(env.observation_space["step_count"], spaces.Box)
+    # Its step counter is a DiscreteArray: an integer scalar, so Discrete (an int64 scalar).
+    assert env.observation_space["step_count"] == spaces.Discrete(4000)
+    assert env.observation_space["action_mask"] == spaces.Box(0, 1, (4,), np.bool_)
     assert check_env_warnings(env, skip_render_check=True) == []
 
 
 def test_check_env_passes_on_a_flat_observation():
-    # Jumanji's test env: one float observation array (a Box, not a Dict), continuous actions.
+    # Jumanji's test env: one float observation array (a Box, not a Dict), continuous actions;
+    # its 0-d float arrives with shape (1,): no space is 0-dimensional.
     env = GymnasiumEnv(FakeEnvironment(time_limit=5))
-    assert env.observation_space == spaces.Box(-np.inf, np.inf, (), np.float32)
+    assert env.observation_space == spaces.Box(-np.inf, np.inf, (1,), np.float32)
     assert isinstance(env.action_space, spaces.Box)
     remaining = check_env_warnings(env, skip_render_check=True)
     # Its spec is an unbounded Array, so the Box is too, which the checker points out.
@@ -139,23 +139,31 @@ def test_spaces(adapter):
     assert isinstance(mask_space, spaces.Box) and mask_space.dtype == np.bool_
     assert mask_space.shape == (8,) and mask_space.high.all() and not mask_space.low.any()
     assert obs_space["local"] == spaces.MultiDiscrete([12] * 4, dtype=np.int32)
-    assert obs_space["program"] == spaces.Box(0, 7, (), np.int32)
+    assert obs_space["program"] == spaces.Discrete(8)
+    assert obs_space["depth"] == spaces.Discrete(3)
     assert obs_space["args"] == spaces.MultiDiscrete([4, 10, 1], dtype=np.int32)
     assert adapter.action_space == spaces.MultiDiscrete([8, 4, 10, 1])
 
 
-def test_full_observation_space_is_nested():
+def test_full_observation_space_is_flattened():
+    # One level of keys (stable-baselines3 takes no nested Dict); bounded integer arrays are
+    # 1-D MultiDiscretes.
     env = GymnasiumEnv(npigym.make("Addition-v0", max_digits=3, observation="full"))
-    full = env.observation_space["full"]
-    assert isinstance(full, spaces.Dict)
-    assert full["pad"] == spaces.Box(0, 11, (4, 7), np.int8)
-    assert full["pointers"] == spaces.Box(0, 6, (4,), np.int32)
+    assert "full" not in env.observation_space.spaces
+    assert env.observation_space["full/pad"] == spaces.MultiDiscrete([12] * 28, dtype=np.int8)
+    assert env.observation_space["full/pointers"] == spaces.MultiDiscrete([7] * 4,
+                                                                          dtype=np.int32)
+    obs, _ = env.reset(seed=0)
+    assert obs in env.observation_space and obs["full/pad"].shape == (28,)
 
 
 def test_values_are_numpy_and_python_scalars(adapter):
     obs, info = adapter.reset(seed=0)
     assert obs in adapter.observation_space
     for key, value in obs.items():
+        if isinstance(adapter.observation_space[key], spaces.Discrete):
+            assert type(value) is np.int64, key  # what gymnasium's checker wants
+            continue
         assert isinstance(value, np.ndarray) and value.flags.writeable, key
         assert value.dtype == adapter.observation_space[key].dtype, key
     assert set(info) == {"invalid_action", "returned_program", "postcondition", "success",

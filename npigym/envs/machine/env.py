@@ -366,6 +366,9 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
     @cached_property
     def observation_spec(self) -> specs.Spec[Observation]:
         lib = self.library
+        # ``full`` only when observed: no None in the spec (the observation's ``full`` is then
+        # None, which ``Observation._asdict`` leaves out).
+        full = {"full": self.full_view_spec} if self.observation_type == "full" else {}
         return specs.Spec(
             Observation,
             "ObservationSpec",
@@ -374,7 +377,7 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
             depth=specs.BoundedArray((), jnp.int32, 0, self.max_depth - 1, "depth"),
             action_mask=specs.BoundedArray((lib.num_programs,), bool, False, True, "action_mask"),
             local=self.local_view_spec,
-            full=self.full_view_spec if self.observation_type == "full" else None,
+            **full,
         )
 
     @cached_property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Dict, NamedTuple
 
 import chex
 
@@ -61,7 +61,7 @@ class State:
     key: chex.PRNGKey
 
 
-class Observation(NamedTuple):
+class _ObservationFields(NamedTuple):
     """What the agent sees, NPI style.
 
     Attributes:
@@ -81,3 +81,17 @@ class Observation(NamedTuple):
     action_mask: chex.Array
     local: Any
     full: Any = None
+
+
+class Observation(_ObservationFields):
+    """What the agent sees, NPI style: ``program``, ``args``, ``depth``, ``action_mask``,
+    ``local`` and, with ``observation="full"``, ``full`` (replaced at run time by the fields'
+    full description)."""
+
+    __doc__ = _ObservationFields.__doc__
+    __slots__ = ()
+
+    def _asdict(self) -> Dict[str, Any]:
+        """The fields that are present: ``full`` is left out when it is None, so converters
+        that walk ``_asdict`` (``jumanji.wrappers.JumanjiToGymWrapper``, ...) see no None."""
+        return {k: v for k, v in zip(self._fields, self) if v is not None}
