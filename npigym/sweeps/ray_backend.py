@@ -125,10 +125,17 @@ def run_ray(sweep_dir: str, spec: SweepSpec, trials: Sequence[Trial],
     if started_here:
         kwargs: Dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                   "configure_logging": False}
-        if address:
-            ray.init(address=address, **kwargs)
-        else:
-            ray.init(num_cpus=os.cpu_count(), **kwargs)
+        import warnings
+
+        with warnings.catch_warnings():
+            # Ray fork-execs its raylet and workers: JAX's threads are not copied into them
+            # (exec replaces the child), so JAX's fork warning does not apply here.
+            warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called",
+                                    category=RuntimeWarning)
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                ray.init(num_cpus=os.cpu_count(), **kwargs)
     try:
         for t in todo:
             records[t.trial_id]["status"] = RUNNING
