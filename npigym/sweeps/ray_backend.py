@@ -63,8 +63,9 @@ def run_trial(params: Dict[str, Any]) -> None:
     path = params["trial"]["run_dir"]
     resume = os.path.isdir(os.path.join(path, rd.CHECKPOINTS)) and any(
         name.isdigit() for name in os.listdir(os.path.join(path, rd.CHECKPOINTS)))
-    train(config, run_dir=path, resume=resume, progress=False, final_eval=False,
-          out=open(os.devnull, "w"), on_call=lambda record: tune.report(_scalars(record)))
+    with open(os.devnull, "w") as sink:
+        train(config, run_dir=path, resume=resume, progress=False, final_eval=False,
+              out=sink, on_call=lambda record: tune.report(_scalars(record)))
 
 
 def _finished(path: str, config: Any) -> bool:

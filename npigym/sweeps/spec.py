@@ -11,7 +11,7 @@ A spec is a YAML file (or a mapping)::
     samples: 4                        # draws of the sampled axes (default 1; crossed with the grid)
     sampler: sobol                    # or random (default sobol: quasi-random, scrambled)
     seeds: 5                          # or a list: [0, 1, 2]
-    budget: {total_env_steps: 200000} # per trial (and optionally time_limit_s)
+    budget: {total_env_steps: 200000} # per trial; time_limit_s too (locally: per group)
     metric: success                   # a logged metric; or {name: success, mode: max, last: 5}
     checkpoint_every: 10              # host calls between a group's checkpoints
     ray: {resources_per_trial: {cpu: 1}, scheduler: asha, max_concurrent_trials: 2}
