@@ -58,7 +58,11 @@ class NetworkConfig:
 
     Attributes:
         encoder_layers: MLP widths of the task encoder (after one-hot / CNN features).
-        conv_channels: output channels of each CNN layer, for image leaves.
+        conv_channels: output channels of each CNN layer, for image leaves. Empty (with
+            empty ``conv_kernels`` and ``conv_strides``): no CNN, the image is flattened into
+            the encoder MLP (an MLP torso). For small boards (Snake 6x6: 180 inputs) that is
+            2-3x faster than the conv torso in a meta-gradient update on XLA:CPU
+            (``benchmarks/train_throughput.py``).
         conv_kernels: kernel size of each CNN layer.
         conv_strides: stride of each CNN layer.
         embed_size: size of the program and argument embeddings.
@@ -113,12 +117,13 @@ class PatchConv2D(hk.Module):
     """A 2-D convolution written as image patches times a weight matrix (VALID padding).
 
     Same parameters and result as ``hk.Conv2D(..., padding="VALID")`` (weights ``w`` in HWIO),
-    but computed as ``conv_general_dilated_patches`` followed by a matmul. Why: on XLA:CPU the
-    gradient of a convolution inside a ``lax.scan``/``while_loop`` body runs about 16x slower
-    than at top level (research notes, ecosystem section 5.2), and the whole training loop here
-    is a scan over updates. The patch extraction's gradient is a cheap gather-like op and the
-    rest is a matmul, whose gradient is fast anywhere (``benchmarks/train_throughput.py``
-    measures both inside ``lax.scan``).
+    but computed as image patches (one strided slice per kernel offset) followed by a matmul.
+    Why: on XLA:CPU the gradient of a convolution inside a ``lax.scan``/``while_loop`` body runs
+    about 16x slower than at top level (research notes, ecosystem section 5.2), and the whole
+    training loop here is a scan over updates. Slices' gradients are pads and the rest is a
+    matmul, whose gradient is fast anywhere. (An earlier version extracted the patches with
+    ``lax.conv_general_dilated_patches``, itself a convolution: the meta-gradient update on
+    Snake 6x6 ran about 2x slower with it; ``benchmarks/train_throughput.py`` measures both.)
     """
 
     def __init__(self, channels: int, kernel: int, stride: int, name: Optional[str] = None):
@@ -133,12 +138,16 @@ class PatchConv2D(hk.Module):
                              x.dtype, init=hk.initializers.VarianceScaling(1.0, "fan_avg",
                                                                            "uniform"))
         b = hk.get_parameter("b", (self.channels,), x.dtype, init=jnp.zeros)
-        patches = jax.lax.conv_general_dilated_patches(
-            x, (self.kernel, self.kernel), (self.stride, self.stride), "VALID",
-            dimension_numbers=("NHWC", "HWIO", "NHWC"))
-        # Patch features are ordered (in_channel, kh, kw); lay the HWIO weights out the same way.
-        matrix = jnp.transpose(w, (2, 0, 1, 3)).reshape(fan_in, self.channels)
-        return patches @ matrix + b
+        k, s = self.kernel, self.stride
+        out_h, out_w = (x.shape[1] - k) // s + 1, (x.shape[2] - k) // s + 1
+        # One strided slice per kernel offset, concatenated on channels: features ordered
+        # (kh, kw, in_channel), the HWIO weights' own order. Slices' gradients are pads, cheap
+        # anywhere; ``conv_general_dilated_patches`` is itself a convolution, whose input
+        # gradient (needed from the second layer on) hits XLA:CPU's slow path inside a loop.
+        patches = jnp.concatenate(
+            [x[:, i:i + s * (out_h - 1) + 1:s, j:j + s * (out_w - 1) + 1:s, :]
+             for i in range(k) for j in range(k)], axis=-1)
+        return patches @ w.reshape(fan_in, self.channels) + b
 
 
 def _leaf_kind(spec: specs.Array) -> str:

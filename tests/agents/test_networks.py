@@ -13,6 +13,7 @@ import npigym
 from npigym.agents.networks import (
     MASKED_LOGIT,
     NetworkConfig,
+    ObservationEncoder,
     PatchConv2D,
     categorical_entropy,
     categorical_features,
@@ -36,14 +37,53 @@ def addition():
     return env, net, params, state, ts
 
 
-def test_patch_conv__matches_lax_conv():
+@pytest.mark.parametrize("kernel,stride", [(2, 2), (2, 1), (3, 2), (3, 1), (1, 1)])
+def test_patch_conv__matches_lax_conv_and_its_gradients(kernel, stride):
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 3))
-    f = hk.without_apply_rng(hk.transform(lambda x: PatchConv2D(5, 2, 2)(x)))
+    f = hk.without_apply_rng(hk.transform(lambda x: PatchConv2D(5, kernel, stride)(x)))
     params = f.init(jax.random.PRNGKey(1), x)
-    w, b = params["patch_conv2_d"]["w"], params["patch_conv2_d"]["b"]
-    expected = jax.lax.conv_general_dilated(x, w, (2, 2), "VALID",
+
+    def lax_conv(params, x):
+        w, b = params["patch_conv2_d"]["w"], params["patch_conv2_d"]["b"]
+        return jax.lax.conv_general_dilated(x, w, (stride, stride), "VALID",
                                             dimension_numbers=("NHWC", "HWIO", "NHWC")) + b
-    np.testing.assert_allclose(f.apply(params, x), expected, rtol=1e-5, atol=1e-5)
+
+    np.testing.assert_allclose(f.apply(params, x), lax_conv(params, x), rtol=1e-5, atol=1e-5)
+    # Gradients with respect to the weights and the input (a second layer's needs it).
+    g_ours = jax.grad(lambda p, x: jnp.sum(jnp.sin(f.apply(p, x))), argnums=(0, 1))(params, x)
+    g_lax = jax.grad(lambda p, x: jnp.sum(jnp.sin(lax_conv(p, x))), argnums=(0, 1))(params, x)
+    for a, b in zip(jax.tree.leaves(g_ours), jax.tree.leaves(g_lax)):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_network__empty_conv_channels_is_an_mlp_torso_on_the_flattened_board():
+    import jumanji
+
+    env = jumanji.make("Snake-v1", num_rows=6, num_cols=6)
+    config = NetworkConfig(core="none", encoder_layers=(8,), head_layers=(8,),
+                           conv_channels=(), conv_kernels=(), conv_strides=())
+    net = make_network(env, config)
+    state, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 3))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((3,), bool))
+    assert not [k for k in params if "conv" in k]
+    # The encoder's first layer reads the whole 6x6x5 board and the scaled step count.
+    first = params["actor_critic/~features/encoder/mlp/~/linear_0"]["w"]
+    assert first.shape == (6 * 6 * 5 + 1, 8)
+    _, out = jax.jit(net.step)(params, net.initial_state(3), ts.observation,
+                               jnp.ones((3,), bool), jax.random.PRNGKey(2))
+    assert out.policy.action.shape == out.value.shape == out.outer_value.shape == (3,)
+    # By hand: the encoder is relu(flat(board) ++ step_count / limit) @ w + b).
+    grid = ts.observation.grid.reshape(3, -1)
+    steps = ts.observation.step_count.reshape(3, 1).astype(jnp.float32)
+    spec = env.observation_spec.step_count
+    steps = (steps - spec.minimum) / max(spec.maximum - spec.minimum, 1)
+    b = params["actor_critic/~features/encoder/mlp/~/linear_0"]["b"]
+    by_hand = jax.nn.relu(jnp.concatenate([grid, steps], -1) @ first + b)
+    encoder = hk.without_apply_rng(hk.transform(lambda o: ObservationEncoder(
+        env.observation_spec, config, skip=("action_mask",), name="encoder")(o)))
+    layer = {"w": first, "b": b}
+    np.testing.assert_allclose(encoder.apply({"encoder/mlp/~/linear_0": layer},
+                                             ts.observation), by_hand, rtol=1e-5, atol=1e-6)
 
 
 def test_masked_categorical__log_prob_and_entropy_by_hand():

@@ -27,6 +27,23 @@ def test_config__presets_load(name):
     assert isinstance(load_config(name), TrainConfig)
 
 
+def test_config__snake_meta_preset_has_the_debiasing_papers_settings():
+    c = load_config("snake-meta")
+    assert c.env_kwargs == {"num_rows": 6, "num_cols": 6}
+    assert (c.a2c.num_envs, c.a2c.rollout_length, c.a2c.optimizer) == (512, 5, "rmsprop")
+    assert (c.a2c.learning_rate, c.a2c.discount, c.a2c.gae_lambda) == (5e-4, 0.8, 0.95)
+    assert (c.a2c.value_cost, c.a2c.entropy_cost) == (0.5, 0.01)
+    assert (c.a2c.outer_discount, c.a2c.outer_lambda) == (1.0, 1.0)
+    assert (c.meta.estimator, c.meta.learn, c.meta.learning_rate, c.meta.max_grad_norm) == (
+        "debiased", ("discount",), 3e-3, 0.1)
+    # 75M inner steps: total_env_steps counts the outer rollout of each meta update too.
+    assert c.total_env_steps == 150_000_000 and c.meta.meta_steps == 1
+    assert c.network.conv_channels == c.network.conv_kernels == c.network.conv_strides == ()
+    conv = load_config("snake-meta", ["conv_channels=[32,32]", "conv_kernels=[2,2]",
+                                      "conv_strides=[2,1]", "meta.estimator=none"])
+    assert conv.network.conv_strides == (2, 1) and not conv.meta.enabled
+
+
 def test_config__overrides_short_full_env_keys_and_lists():
     config = load_config("addition-macro", ["learning_rate=3e-3", "a2c.discount=0.9",
                                             "max_digits=7", "encoder_layers=[32, 32]",
