@@ -112,16 +112,7 @@ def env_only(env: Any, num_envs: int, steps: int, repeats: int) -> Dict[str, Any
 def ours(env: Any, network_config: NetworkConfig, a2c: A2CConfig, repeats: int
          ) -> Dict[str, Any]:
     network = make_network(env, network_config)
-    trainer = make_train(env, network, a2c)
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    train = jax.jit(trainer.train)
-    holder = {"state": state}
-
-    def call():
-        holder["state"], metrics = train(holder["state"])
-        return metrics
-
-    t = timed(call, repeats)
+    state, t = time_trainer(make_train(env, network, a2c), repeats)
     return {"steps": a2c.num_envs * a2c.rollout_length * a2c.updates_per_call,
             "params": param_count(state.params), **t}
 
