@@ -61,7 +61,8 @@ class A2CConfig:
             checkpoints between calls.
         optimizer: ``"adam"``, ``"rmsprop"`` or ``"sgd"``.
         learning_rate: step size (a differentiable hyperparameter, see :class:`HyperParams`).
-        max_grad_norm: gradients are clipped to this global norm.
+        max_grad_norm: gradients are clipped to this global norm (``inf``: not clipped).
+        rmsprop_decay: the decay of RMSProp's squared-gradient average (``optimizer="rmsprop"``).
         adam_eps_root: Adam's epsilon inside the square root; > 0 keeps meta-gradients through
             the update finite (optax #882).
         discount: the agent's discount (per decision of a frame with ``credit="frame"``).
@@ -104,6 +105,7 @@ class A2CConfig:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
     max_grad_norm: float = 1.0
+    rmsprop_decay: float = 0.99
     adam_eps_root: float = 1e-8
     discount: float = 0.99
     gae_lambda: float = 0.95
@@ -566,11 +568,15 @@ def make_optimizer(config: A2CConfig) -> optax.GradientTransformation:
         if config.optimizer == "adam":
             opt = optax.adam(learning_rate, eps_root=config.adam_eps_root)
         elif config.optimizer == "rmsprop":
-            opt = optax.rmsprop(learning_rate, decay=0.99, eps=1e-5)
+            opt = optax.rmsprop(learning_rate, decay=config.rmsprop_decay, eps=1e-5)
         elif config.optimizer == "sgd":
             opt = optax.sgd(learning_rate)
         else:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, not {config.optimizer!r}")
+        # No clip transform at all for inf: clip_by_global_norm(inf) computes the unclipped
+        # branch as t / norm * inf, whose 0 * inf gradient is NaN in a meta-gradient.
+        if math.isinf(config.max_grad_norm):
+            return opt
         return optax.chain(optax.clip_by_global_norm(config.max_grad_norm), opt)
 
     return optax.inject_hyperparams(build)(learning_rate=config.learning_rate)

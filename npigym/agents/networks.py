@@ -93,6 +93,15 @@ class NetworkConfig:
             neighbouring values share features and the sum of a column's digits in Addition
             (which decides the digit ADD1 writes) is one linear unit with equal weights.
             Leaves whose codes are unordered lose nothing: the one-hot is still there.
+        critic_layers: empty: the value heads read the policy's features (one shared torso).
+            Non-empty: the critic is a separate feed-forward network on the observation (its
+            own encoder, then an MLP of these widths), and the outer value of the
+            meta-gradient agents another one of the same shape, as in Bonnet et al.'s Snake
+            agent (separate actor, critic and outer critic). Why it matters there: with a
+            shared torso the inner value loss, whose targets depend on the learned discount,
+            also moves the policy's features, so the meta-gradient sees a discount-to-policy
+            path the paper's agent does not have. Needs ``core="none"`` (the critic has no
+            memory).
     """
 
     encoder_layers: Tuple[int, ...] = (64,)
@@ -108,6 +117,7 @@ class NetworkConfig:
     previous_action: bool = False
     previous_invalid: bool = False
     ordinal_encoding: bool = False
+    critic_layers: Tuple[int, ...] = ()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -618,23 +628,7 @@ class ActorCriticNet(hk.Module):
 
     def features(self, obs: Any, batch_ndim: int) -> chex.Array:
         """The core's input: task encoding, program memory and depth (any batch dims)."""
-        info, cfg = self.info, self.config
-        if not info.is_program_env:
-            return ObservationEncoder(info.observation_spec, cfg, skip=("action_mask",),
-                                      name="encoder")(obs, batch_ndim)
-        spec = info.observation_spec
-        parts = [ObservationEncoder(spec.local, cfg, name="local_encoder")(obs.local,
-                                                                          batch_ndim)]
-        if getattr(obs, "full", None) is not None:
-            parts.append(ObservationEncoder(spec.full, cfg, name="full_encoder")(obs.full,
-                                                                                batch_ndim))
-        parts.append(hk.Embed(info.num_programs, cfg.embed_size, name="program_memory")(
-            obs.program))
-        for s, n in enumerate(info.arg_num_values):
-            parts.append(hk.Embed(int(n), cfg.embed_size, name=f"arg{s}_memory")(
-                jnp.clip(obs.args[..., s], 0, int(n) - 1)))
-        parts.append(jax.nn.one_hot(obs.depth, info.max_depth))
-        return jnp.concatenate(parts, axis=-1)
+        return encode_observation(self.info, self.config, obs, batch_ndim)
 
     def core_step(self, x: chex.Array, obs: Any, first: chex.Array, state: CoreState,
                   invalid: Optional[chex.Array] = None) -> Tuple[chex.Array, CoreState]:
@@ -672,6 +666,11 @@ class ActorCriticNet(hk.Module):
         else:
             raise TypeError(f"no policy head for action spec {info.action_spec!r}: "
                             "DiscreteArray and MultiDiscreteArray actions are supported")
+        if cfg.critic_layers:
+            batch_ndim = x.ndim - 1
+            value = SeparateCritic(self, name="critic")(obs, batch_ndim)
+            outer = SeparateCritic(self, name="outer_critic")(obs, batch_ndim)
+            return StepOutput(policy, value, outer)
         value = hk.Linear(1, name="value")(y)[..., 0]
         # The outer head reads stop-gradiented features: its TD loss at the outer discount
         # must not shape the representation the inner agent learns with (as in Bonnet et al.'s
@@ -679,6 +678,43 @@ class ActorCriticNet(hk.Module):
         outer = hk.nets.MLP((cfg.head_layers[-1] if cfg.head_layers else 64, 1),
                             name="outer_value")(jax.lax.stop_gradient(y))[..., 0]
         return StepOutput(policy, value, outer)
+
+
+class SeparateCritic(hk.Module):
+    """A value network with its own parameters (``NetworkConfig.critic_layers``): the
+    actor-critic's encoder built again inside this module's scope, with MLP widths
+    ``critic_layers``, then a linear value."""
+
+    def __init__(self, net: ActorCriticNet, name: Optional[str] = None):
+        super().__init__(name=name)
+        self.net = net
+
+    def __call__(self, obs: Any, batch_ndim: int) -> chex.Array:
+        config = dataclasses.replace(self.net.config,
+                                     encoder_layers=self.net.config.critic_layers)
+        x = encode_observation(self.net.info, config, obs, batch_ndim)
+        return hk.Linear(1, name="value")(x)[..., 0]
+
+
+def encode_observation(info: EnvInfo, cfg: NetworkConfig, obs: Any, batch_ndim: int
+                       ) -> chex.Array:
+    """Task encoding, program memory and depth (any batch dims), as modules of the calling
+    module's scope (the actor-critic's features, or a separate critic's own)."""
+    if not info.is_program_env:
+        return ObservationEncoder(info.observation_spec, cfg, skip=("action_mask",),
+                                  name="encoder")(obs, batch_ndim)
+    spec = info.observation_spec
+    parts = [ObservationEncoder(spec.local, cfg, name="local_encoder")(obs.local, batch_ndim)]
+    if getattr(obs, "full", None) is not None:
+        parts.append(ObservationEncoder(spec.full, cfg, name="full_encoder")(obs.full,
+                                                                            batch_ndim))
+    parts.append(hk.Embed(info.num_programs, cfg.embed_size, name="program_memory")(
+        obs.program))
+    for s, n in enumerate(info.arg_num_values):
+        parts.append(hk.Embed(int(n), cfg.embed_size, name=f"arg{s}_memory")(
+            jnp.clip(obs.args[..., s], 0, int(n) - 1)))
+    parts.append(jax.nn.one_hot(obs.depth, info.max_depth))
+    return jnp.concatenate(parts, axis=-1)
 
 
 class Network(NamedTuple):

@@ -236,24 +236,27 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # outer value head) by default: meta.estimator=biased or =none (A2C, gamma fixed at 0.8)
     # give the other arms. The paper trains 75M *inner* env steps; ``total_env_steps`` counts
     # the outer rollouts too, so the meta arms need 150M for the paper's budget (A2C 75M).
-    # Differences from the paper: (1) the network. The paper has separate actor and critic
-    # networks, each Conv(32, 2x2, stride 2) -> Conv(32, 2x2, stride 1) -> MLP (64-64 policy,
-    # 128-128 value), and a separate outer critic. This preset uses an MLP torso on the
-    # flattened 6x6x5 board (conv_channels=[]: no convolution) shared by the policy and the
-    # value heads: on this 2-core CPU the meta-gradient update runs about 2-3x faster than
-    # with the conv torso (benchmarks/results/train_throughput.md), which is what puts 75M
-    # steps within ~25 min per run. For the paper's conv torso: conv_channels=[32,32]
-    # conv_kernels=[2,2] conv_strides=[2,1]. (2) The inner RMSProp's decay is 0.99 (the
-    # paper's 0.9 is not a setting here) and gradients are clipped at norm 1 (paper: none).
+    # The board is the paper's Snake-6x6-v0 (jumanji 0.1.3): time limit 500 (today's jumanji
+    # defaults to 4000). Inner RMSProp decay 0.9 and no gradient clipping, as the paper.
+    # Networks: separate actor, critic and outer critic, as the paper (critic_layers), but
+    # MLPs on the flattened 6x6x5 board where the paper puts Conv(32, 2x2, stride 2) ->
+    # Conv(32, 2x2, stride 1) in front of each MLP (policy 64-64, value 128-128): on this
+    # 2-core CPU the meta-gradient update runs 2-3x faster without the convolutions
+    # (benchmarks/results/train_throughput.md), which is what puts 75M steps within ~25 min
+    # per seed. For the paper's conv torso: conv_channels=[32,32] conv_kernels=[2,2]
+    # conv_strides=[2,1]. Other differences: RMSProp's epsilon is 1e-5 here, and today's
+    # jumanji Snake has an action mask (the move back into the neck), which the policy uses.
     # meta.remat=false: one inner update (K = 1) needs no rematerialisation; it costs ~25 %.
     "snake-meta": {
-        "env": "Snake-v1", "env_kwargs": {"num_rows": 6, "num_cols": 6}, "eval_lengths": [],
-        "total_env_steps": 150_000_000, "num_seeds": 3, "checkpoint_every": 50,
+        "env": "Snake-v1", "env_kwargs": {"num_rows": 6, "num_cols": 6, "time_limit": 500},
+        "eval_lengths": [], "total_env_steps": 150_000_000, "num_seeds": 3, "checkpoint_every": 50,
         "a2c": {"num_envs": 512, "rollout_length": 5, "updates_per_call": 20,
-                "optimizer": "rmsprop", "learning_rate": 5e-4, "discount": 0.8,
+                "optimizer": "rmsprop", "rmsprop_decay": 0.9, "max_grad_norm": float("inf"),
+                "learning_rate": 5e-4, "discount": 0.8,
                 "gae_lambda": 0.95, "value_cost": 0.5, "entropy_cost": 0.01,
                 "outer_discount": 1.0, "outer_lambda": 1.0},
         "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "critic_layers": [128, 128],
                     "conv_channels": [], "conv_kernels": [], "conv_strides": []},
         "meta": {"estimator": "debiased", "learning_rate": 3e-3, "max_grad_norm": 0.1,
                  "learn": ["discount"], "remat": False},
@@ -302,6 +305,8 @@ def validate(config: TrainConfig) -> None:
     _check(a.learning_rate > 0 and math.isfinite(a.learning_rate),
            f"a2c.learning_rate must be a positive number, not {a.learning_rate}")
     _check(a.max_grad_norm > 0, f"a2c.max_grad_norm must be > 0, not {a.max_grad_norm}")
+    _check(0.0 <= a.rmsprop_decay < 1.0,
+           f"a2c.rmsprop_decay must be in [0, 1), not {a.rmsprop_decay}")
     _check(a.learning_rate_decay_steps >= 0, "a2c.learning_rate_decay_steps must be >= 0 "
            f"(0: constant), not {a.learning_rate_decay_steps}")
     _check(0.0 <= a.learning_rate_final_fraction <= 1.0, "a2c.learning_rate_final_fraction "
@@ -328,6 +333,10 @@ def validate(config: TrainConfig) -> None:
     _check(all(w >= 1 for w in (*n.encoder_layers, *n.head_layers, *n.conv_channels,
                                 *n.conv_kernels, *n.conv_strides)),
            "network layer sizes, kernels and strides must be >= 1")
+    _check(all(w >= 1 for w in n.critic_layers), "network.critic_layers must be >= 1")
+    _check(not n.critic_layers or n.core == "none",
+           "network.critic_layers (separate critics) needs network.core=none: the critics "
+           "are feed-forward and would not see the core's memory")
     _check(len(n.conv_channels) == len(n.conv_kernels) == len(n.conv_strides),
            "network.conv_channels, conv_kernels and conv_strides must have the same length")
     try:

@@ -364,3 +364,32 @@ def test_summarize__pools_over_calls_and_says_nan_when_no_episode_ended():
     assert out["program_success"][0] == 0.75 and np.isnan(out["program_success"][1])
     none = summarize({k: v[1:] for k, v in metrics.items()})
     assert np.isnan(none["success"]) and np.isnan(none["return"])
+
+
+@pytest.mark.parametrize("max_grad_norm", [0.5, float("inf")])
+def test_make_optimizer__rmsprop_decay_and_an_unclipped_update_differentiate_finitely(
+        max_grad_norm):
+    """``max_grad_norm=inf`` (the debiasing paper's unclipped inner RMSProp) must leave a finite
+    meta-gradient: optax's clip at norm inf would give 0 * inf = NaN through the update."""
+    from npigym.agents.actor_critic import make_optimizer
+
+    config = A2CConfig(optimizer="rmsprop", rmsprop_decay=0.9, max_grad_norm=max_grad_norm,
+                       learning_rate=0.1)
+    opt = make_optimizer(config)
+    params = jnp.array([1.0, -2.0])
+
+    def after_update(scale):
+        grads = scale * params
+        updates, _ = opt.update(grads, opt.init(params), params)
+        return jnp.sum(params + updates)
+
+    g = jax.grad(after_update)(3.0)
+    assert np.isfinite(g)
+    # One RMSProp step from zero state by hand: nu = (1 - decay) g^2, update = -lr g /
+    # sqrt(nu + eps) (optax keeps eps inside the root).
+    grads = 3.0 * params
+    if np.isfinite(max_grad_norm):
+        grads = grads * min(1.0, max_grad_norm / float(jnp.linalg.norm(grads)))
+    expected = params - 0.1 * grads / np.sqrt(0.1 * grads ** 2 + 1e-5)
+    np.testing.assert_allclose(params + opt.update(3.0 * params, opt.init(params), params)[0],
+                               expected, rtol=1e-5)

@@ -345,3 +345,37 @@ def test_categorical_features__one_hot_then_thermometer():
     w = next(v["w"] for k, v in params.items() if k.endswith("local_encoder/mlp/~/linear_0"))
     n = addition_constants.NUM_CELL_VALUES
     assert w.shape == (addition_constants.NUM_ROWS * (n + n - 1), 16)
+
+
+def test_network__critic_layers_gives_separate_critics_that_share_nothing_with_the_policy():
+    env = jumanji.make("Snake-v1", num_rows=6, num_cols=6)
+    config = NetworkConfig(core="none", encoder_layers=(8,), head_layers=(8,),
+                           critic_layers=(12, 6), conv_channels=(), conv_kernels=(),
+                           conv_strides=())
+    net = make_network(env, config)
+    _, ts = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), 3))
+    first = jnp.ones((3,), bool)
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, first)
+    # The actor's parameter names are those of the shared-torso network (checkpoints and
+    # skills keep loading); each critic has its own encoder of the critic widths.
+    assert "actor_critic/~features/encoder/mlp/~/linear_0" in params
+    assert not [k for k in params if "/value" in k and "critic/" not in k]
+    for critic in ("critic", "outer_critic"):
+        prefix = f"actor_critic/~heads/{critic}"
+        assert params[f"{prefix}/encoder/mlp/~/linear_0"]["w"].shape == (181, 12)
+        assert params[f"{prefix}/encoder/mlp/~/linear_1"]["w"].shape == (12, 6)
+        assert params[f"{prefix}/value"]["w"].shape == (6, 1)
+
+    def out(p):
+        _, o = net.step(p, net.initial_state(3), ts.observation, first, None, True,
+                        action=jnp.zeros((3,), jnp.int32))
+        return o
+
+    def touched(f):
+        g = jax.grad(lambda p: jnp.sum(f(out(p))))(params)
+        return {k for k, v in g.items() if any(jnp.any(x != 0) for x in jax.tree.leaves(v))}
+
+    assert touched(lambda o: o.value) == {k for k in params if "/critic/" in k}
+    assert touched(lambda o: o.outer_value) == {k for k in params if "/outer_critic/" in k}
+    critics = {k for k in params if "/critic/" in k or "/outer_critic/" in k}
+    assert touched(lambda o: o.policy.log_prob) == set(params) - critics

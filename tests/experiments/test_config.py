@@ -29,8 +29,12 @@ def test_config__presets_load(name):
 
 def test_config__snake_meta_preset_has_the_debiasing_papers_settings():
     c = load_config("snake-meta")
-    assert c.env_kwargs == {"num_rows": 6, "num_cols": 6}
+    # Jumanji 0.1.3's Snake-6x6-v0, which the paper used: a 500-step time limit.
+    assert c.env_kwargs == {"num_rows": 6, "num_cols": 6, "time_limit": 500}
     assert (c.a2c.num_envs, c.a2c.rollout_length, c.a2c.optimizer) == (512, 5, "rmsprop")
+    assert (c.a2c.rmsprop_decay, c.a2c.max_grad_norm) == (0.9, float("inf"))
+    # Separate actor, critic and outer critic (policy MLP 64-64, value MLP 128-128).
+    assert c.network.critic_layers == (128, 128) and c.network.core == "none"
     assert (c.a2c.learning_rate, c.a2c.discount, c.a2c.gae_lambda) == (5e-4, 0.8, 0.95)
     assert (c.a2c.value_cost, c.a2c.entropy_cost) == (0.5, 0.01)
     assert (c.a2c.outer_discount, c.a2c.outer_lambda) == (1.0, 1.0)
@@ -93,6 +97,9 @@ def test_config__yaml_round_trip_and_flat_files(tmp_path):
     (["curriculum_unlock=1.5"], "curriculum_unlock must be in [0, 1]"),
     (["curriculum_unlock=0.9"], "curriculum_unlock needs a curriculum"),
     (["core=transformer"], "network.core must be"),
+    (["critic_layers=[32]"], "network.critic_layers (separate critics) needs network.core=none"),
+    (["core=none", "critic_layers=[0]"], "network.critic_layers must be >= 1"),
+    (["rmsprop_decay=1.0"], "a2c.rmsprop_decay must be in [0, 1)"),
     (["eval_lengths=5"], "eval_lengths must be a list of int"),
     (["max_digit=3"], "did you mean 'max_digits'"),
     (["seed=abc"], "seed must be int"),
