@@ -1,5 +1,7 @@
 """Sweep specs: validation before anything trains, trial resolution, grouping by program."""
 
+import pathlib
+
 import pytest
 import yaml
 
@@ -111,3 +113,24 @@ def test_load_spec_overrides_and_bad_files(tmp_path):
     bad.write_text("- a list\n")
     with pytest.raises(SweepError, match="mapping"):
         load_spec(str(bad))
+
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[2] / "examples" / "sweeps"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in EXAMPLES.glob("*.yaml")))
+def test_example_specs_load_and_resolve(name):
+    s = load_spec(str(EXAMPLES / name))
+    trials = s.trials()
+    assert trials and all(t.config.num_seeds == 1 for t in trials)
+
+
+def test_snake_example_specs_are_the_papers_three_arms_at_75m_inner_steps():
+    meta, a2c = (load_spec(str(EXAMPLES / n)) for n in ("snake-meta.yaml", "snake-a2c.yaml"))
+    arms = {t.config.meta.estimator for t in meta.trials()}
+    assert arms == {"debiased", "biased"} and len(meta.trials()) == 6
+    assert {t.config.meta.estimator for t in a2c.trials()} == {"none"} and len(a2c.trials()) == 3
+    # Each meta update also takes an outer rollout of the same size: 150M counted = 75M inner.
+    assert {t.config.total_env_steps for t in meta.trials()} == {150_000_000}
+    assert {t.config.total_env_steps for t in a2c.trials()} == {75_000_000}
+    assert len(group_trials(meta.trials())) == 2
