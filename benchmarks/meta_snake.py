@@ -1,103 +1,288 @@
-"""Snake: A2C with a fixed discount vs one-step biased vs debiased meta-gradients.
+"""Snake 6x6 at the debiasing paper's budget: A2C vs biased vs debiased meta-gradients.
 
-The debiasing paper's Snake settings, scaled to the CPU: 6x6 board (``Snake-v1`` with
-``num_rows=num_cols=6``), gamma from 0.8 (fixed for A2C), lambda 0.95, gamma' = lambda' = 1,
-RMSProp inner, meta Adam 3e-3, meta-gradient clipped to 0.1, only the discount learned. The
-paper's meta Adam has eps_root 1e-8; this uses ``MetaGradientConfig``'s defaults (eps_root
-1e-20, eps 0), which do not swamp meta-gradients of ~1e-6. Each agent trains for the same
-wall-clock budget (seeds vmapped); the paper trains 75M env steps (512 envs x 5 steps x ~29k
-updates, 10 seeds). Env steps below count every step taken, inner and outer rollouts (the
-paper counts inner rollouts only).
+The runs are two sweeps (``npigym sweep``, resumable: run the same command again after an
+interruption), 3 seeds per arm, 75M inner env steps per seed:
 
-    python benchmarks/meta_snake.py --seconds 150 --seeds 2
+    npigym sweep examples/sweeps/snake-meta.yaml --dir runs/sweep-snake-meta   # ~50 min per arm
+    npigym sweep examples/sweeps/snake-a2c.yaml --dir runs/sweep-snake-a2c
+
+This script reads their trial directories (finished or not) and writes
+``benchmarks/results/meta_snake.md`` (+ ``.json``, ``.png``): the final return per arm with the
+IQM and a 95 % stratified-bootstrap interval (rliable), the probability of improvement between
+arms, the learned discounts, the bias diagnostic (the mean outer advantage), learning curves
+with interval bands, and the paper's numbers beside them.
+
+    python benchmarks/meta_snake.py --meta runs/sweep-snake-meta --a2c runs/sweep-snake-a2c
+
+A hand-written analysis between the ``analysis`` markers of the existing results file is kept.
 """
 
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import warnings
+from typing import Any, Dict, List
 
-import jax
-import jumanji
 import numpy as np
-from meta_common import command, machine, table, write
+from meta_common import RESULTS, command, machine, table, write
 
-from npigym.agents.actor_critic import A2CConfig
-from npigym.agents.networks import NetworkConfig, make_network
-from npigym.meta_gradient import MetaGradientConfig, make_a2c_meta_train
+from npigym.experiments.config import load_config
+from npigym.experiments.logger import read_metrics
+from npigym.sweeps.report import load_sweep
 
-NET = NetworkConfig(core="none", encoder_layers=(64,), head_layers=(64,))
-AGENTS = (("A2C (fixed gamma 0.8)", "none"), ("biased MG", "biased"),
-          ("debiased MG (outer value)", "debiased"))
+# The paper's numbers (Bonnet, Midgley & Laterre 2022; its repository's logged CSVs, see
+# ../shared/research/metagrad.md 2.4): final return (mean of the last 5 of 200 eval points)
+# and final discount, mean +- std over 10 seeds.
+PAPER = {"none": ("17.3 +- 0.2", "0.800"), "biased": ("24.9 +- 5.9", "0.964 +- 0.024"),
+         "debiased": ("34.1 +- 0.2", "0.996 +- 0.001")}
+ARMS = (("A2C (gamma fixed at 0.8)", "none"), ("biased meta-gradient", "biased"),
+        ("debiased meta-gradient (outer value)", "debiased"))
+FINAL_FRACTION = 0.025  # the paper's last 5 of 200 points
+CURVE_POINTS = 60
+BEGIN, END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
 
 
-def run(estimator, args):
-    env = jumanji.make("Snake-v1", num_rows=args.board, num_cols=args.board)
-    a2c = A2CConfig(num_envs=args.envs, rollout_length=5, updates_per_call=20,
-                    optimizer="rmsprop", learning_rate=args.lr, discount=0.8, gae_lambda=0.95,
-                    entropy_cost=0.01, value_cost=0.5, outer_discount=1.0, outer_lambda=1.0)
-    meta = MetaGradientConfig(estimator=estimator, learning_rate=3e-3, max_grad_norm=0.1)
-    trainer = make_a2c_meta_train(env, make_network(env, NET), a2c, meta)
-    state = jax.jit(jax.vmap(trainer.init))(jax.random.split(jax.random.PRNGKey(0), args.seeds))
-    train = jax.jit(jax.vmap(trainer.train))
-    state, _ = train(state)  # compile (and one call of training, counted below)
-    start, curve = time.perf_counter(), []
-    while time.perf_counter() - start < args.seconds:
-        state, m = train(state)
-        m = jax.device_get(m)
-        ret = m["return_sum"].sum(1) / np.maximum(m["episodes"].sum(1), 1)
-        curve.append(dict(env_steps=float(state.env_steps[0]), return_mean=float(ret.mean()),
-                          gamma=float(m["hp_discount"][:, -1].mean()),
-                          outer_adv=float(np.mean(m.get("meta_advantage", np.zeros(1))))))
-    return curve
+def inner_steps_per_call(config) -> int:
+    """Inner env steps of one logged call (the outer rollouts are not counted, as the paper)."""
+    a = config.a2c
+    k = config.meta.meta_steps if config.meta.enabled else 1
+    return a.updates_per_call * a.num_envs * a.rollout_length * k
+
+
+def load_arms(dirs: List[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """{estimator: [one dict per seed: config, records]} over the given sweep directories."""
+    arms: Dict[str, List[Dict[str, Any]]] = {}
+    for sweep_dir in dirs:
+        if not os.path.isdir(sweep_dir):
+            continue
+        _, index = load_sweep(sweep_dir)
+        for trial_id, entry in sorted(index["trials"].items()):
+            run = os.path.join(sweep_dir, entry["run_dir"])
+            if not os.path.exists(os.path.join(run, "config.yaml")):
+                continue
+            config = load_config(os.path.join(run, "config.yaml"))
+            records = read_metrics(run)
+            if not records:
+                continue
+            arms.setdefault(config.meta.estimator if config.meta.enabled else "none", []).append(
+                {"trial": trial_id, "seed": config.seed, "config": config, "records": records,
+                 "status": entry.get("status"), "planned": config.total_env_steps})
+    return arms
+
+
+def series(run: Dict[str, Any], name: str) -> np.ndarray:
+    return np.array([float(r.get(name, np.nan)) for r in run["records"]], float)
+
+
+def inner_steps(run: Dict[str, Any]) -> np.ndarray:
+    return np.array([r["call"] for r in run["records"]], float) * inner_steps_per_call(
+        run["config"])
+
+
+def final(values: np.ndarray) -> float:
+    n = max(1, round(len(values) * FINAL_FRACTION))
+    tail = values[-n:]
+    tail = tail[np.isfinite(tail)]
+    return float(tail.mean()) if len(tail) else float("nan")
+
+
+def on_grid(run: Dict[str, Any], name: str, grid: np.ndarray, window: int = 10) -> np.ndarray:
+    """The metric at each inner-step point of ``grid``: the mean of the ``window`` calls up to
+    it (nan past the run's end)."""
+    steps, vals = inner_steps(run), series(run, name)
+    out = np.full(len(grid), np.nan)
+    for j, s in enumerate(grid):
+        upto = np.searchsorted(steps, s, side="right")
+        if upto == 0 or (upto == len(steps) and s > steps[-1] * 1.001):
+            continue
+        out[j] = np.nanmean(vals[max(0, upto - window):upto])
+    return out
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=150)
-    parser.add_argument("--seeds", type=int, default=2)
-    parser.add_argument("--envs", type=int, default=64)
-    parser.add_argument("--board", type=int, default=6)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--meta", default="runs/sweep-snake-meta", help="the meta arms' sweep")
+    parser.add_argument("--a2c", default="runs/sweep-snake-a2c", help="the A2C arm's sweep")
+    parser.add_argument("--reps", type=int, default=5000, help="bootstrap replications")
+    parser.add_argument("--out", default="meta_snake")
     args = parser.parse_args()
-    rows, curves = [], {}
-    for label, estimator in AGENTS:
-        curve = run(estimator, args)
-        curves[label] = curve
-        last = curve[-max(1, len(curve) // 10):]
-        rows.append({"agent": label, "env steps / seed": int(curve[-1]["env_steps"]),
-                     "final return": float(np.mean([c["return_mean"] for c in last])),
-                     "final gamma": float(np.mean([c["gamma"] for c in last])),
-                     "mean outer advantage": float(np.mean([c["outer_adv"] for c in curve]))})
-        print(rows[-1], flush=True)
-    md = (f"# Snake {args.board}x{args.board}: A2C vs biased vs debiased meta-gradient\n\n"
-          f"Command: `{command()}`\n\nMachine: {machine()}\n\n"
-          f"{args.seeds} seeds, {args.envs} envs x 5 steps per rollout, {args.seconds:.0f} s of "
-          "training per agent (after compilation). The paper: 75M inner env steps, 512 envs, "
-          "10 seeds; final returns A2C 17.3, MG 24.9, MG outer-critic 34.1, gamma 0.80 / "
-          "0.96 / 0.996 (its logged CSVs). This budget is a tiny fraction of that: read it as "
-          "a smoke run of the estimators, not a reproduction.\n\n"
-          + table(rows, list(rows[0])) + "\n\n![curves](meta_snake.png)\n")
+    with warnings.catch_warnings():
+        # rliable passes arch a RandomState, which arch now deprecates (arch >= 6)
+        warnings.simplefilter("ignore", FutureWarning)
+        report(args)
+
+
+def report(args: argparse.Namespace) -> None:
+    from rliable import library as rly
+    from rliable import metrics
+
+    arms = load_arms([args.meta, args.a2c])
+    if not arms:
+        raise SystemExit(f"no trial with metrics in {args.meta} or {args.a2c}: run the sweeps "
+                         "first (see this script's docstring)")
+    order = [(label, est) for label, est in ARMS if est in arms]
+    scores = {est: np.array([[final(series(r, "return"))] for r in arms[est]]) for _, est in order}
+
+    def iqm(x):
+        return np.array([metrics.aggregate_iqm(x)])
+
+    point, interval = rly.get_interval_estimates(scores, iqm, reps=args.reps,
+                                                 random_state=np.random.RandomState(0))
+    rows, data = [], {"arms": {}, "command": command()}
+    for label, est in order:
+        runs = arms[est]
+        steps = [inner_steps(r)[-1] for r in runs]
+        planned = runs[0]["planned"] // (2 if runs[0]["config"].meta.enabled else 1)
+        gammas = [final(series(r, "hp_discount")) for r in runs]
+        outer_adv = [float(np.nanmean(series(r, "outer_advantage"))) for r in runs]
+        final_adv = [final(series(r, "outer_advantage")) for r in runs]
+        lo, hi = interval[est][:, 0]
+        rows.append({
+            "arm": label, "seeds": len(runs),
+            "inner env steps / seed": f"{min(steps) / 1e6:.1f}M of {planned / 1e6:.0f}M",
+            "final return per seed": ", ".join(f"{s[0]:.1f}" for s in scores[est]),
+            "IQM [95 % CI]": f"{point[est][0]:.1f} [{lo:.1f}, {hi:.1f}]",
+            "paper (10 seeds)": PAPER[est][0],
+            "final gamma per seed": ", ".join(f"{g:.3f}" for g in gammas),
+            "paper gamma": PAPER[est][1],
+            "mean outer advantage (whole run / final)": (
+                "-" if est == "none" else
+                f"{np.mean(outer_adv):+.3f} / {np.mean(final_adv):+.3f}"),
+            "wall min / seed group": f"{max(r['records'][-1]['wall_time'] for r in runs) / 60:.0f}",
+        })
+        data["arms"][est] = {
+            "label": label, "seeds": [r["seed"] for r in runs],
+            "final_return": scores[est][:, 0].tolist(),
+            "iqm": float(point[est][0]), "ci": [float(lo), float(hi)], "final_gamma": gammas,
+            "outer_advantage_mean": outer_adv, "outer_advantage_final": final_adv,
+            "inner_steps": steps, "planned_inner_steps": planned,
+            "status": [r["status"] for r in runs]}
+
+    # Probability of improvement (rliable; P(X > Y) over the seed pairs, with a bootstrap CI).
+    pairs = [(a, b) for a, b in (("debiased", "biased"), ("biased", "none"),
+                                 ("debiased", "none")) if a in scores and b in scores]
+    poi_rows = []
+    if pairs:
+        pair_scores = {f"{a} > {b}": (scores[a], scores[b]) for a, b in pairs}
+        p_point, p_int = rly.get_interval_estimates(
+            pair_scores, metrics.probability_of_improvement, reps=min(args.reps, 2000),
+            random_state=np.random.RandomState(1))
+        for (a, b) in pairs:
+            k = f"{a} > {b}"
+            ia, ib = interval[a][:, 0], interval[b][:, 0]
+            poi_rows.append({"comparison": f"P({a} > {b})",
+                             "estimate [95 % CI]": f"{float(np.squeeze(p_point[k])):.2f} "
+                             f"[{p_int[k][0].item():.2f}, {p_int[k][1].item():.2f}]",
+                             "IQM intervals overlap": "yes" if ia[0] <= ib[1] else "no"})
+        data["probability_of_improvement"] = poi_rows
+    ordering = all(k in scores for k in ("none", "biased", "debiased"))
+    verdict = ""
+    if ordering:
+        lo = {k: interval[k][0, 0] for k in scores}
+        hi = {k: interval[k][1, 0] for k in scores}
+        holds = point["none"][0] < point["biased"][0] < point["debiased"][0]
+        separate = hi["none"] < lo["biased"] and hi["biased"] < lo["debiased"]
+        verdict = ("**Ordering A2C < biased < debiased by IQM: "
+                   f"{'holds' if holds else 'does not hold'}; with non-overlapping 95 % "
+                   f"intervals: {'yes' if separate else 'no'}.**")
+        data["ordering_holds"], data["intervals_separate"] = bool(holds), bool(separate)
+
+    plot_png = plot(arms, order, args.out)
+    analysis = ""
+    old = os.path.join(RESULTS, f"{args.out}.md")
+    if os.path.exists(old):
+        text = open(old).read()
+        if BEGIN in text and END in text:
+            analysis = text[text.index(BEGIN):text.index(END) + len(END)]
+    analysis = analysis or f"{BEGIN}\n(analysis to be written once the runs are done)\n{END}"
+
+    md = [
+        "# Snake 6x6: A2C vs biased vs debiased meta-gradient, at the paper's budget", "",
+        "Commands (each resumes when run again):", "",
+        "```bash",
+        "npigym sweep examples/sweeps/snake-meta.yaml --dir runs/sweep-snake-meta  "
+        "# biased + debiased, 3 seeds each",
+        "npigym sweep examples/sweeps/snake-a2c.yaml --dir runs/sweep-snake-a2c    # A2C, 3 seeds",
+        data["command"],
+        "```", "",
+        f"Machine: {machine()}", "",
+        "Final return: the mean training-episode return over the last 2.5 % of each run's "
+        "logged calls (the paper: the last 5 of its 200 eval points, 2.5 %). IQM and its 95 % "
+        f"stratified-bootstrap interval over seeds: rliable, {args.reps} replications. With 3 "
+        "seeds the IQM is the mean. Inner env steps exclude the meta arms' outer rollouts, as "
+        "the paper counts them.", "",
+        table(rows, list(rows[0])), "",
+        verdict, "",
+    ]
+    if poi_rows:
+        md += ["Probability of improvement (rliable), final return:", "",
+               table(poi_rows, list(poi_rows[0])), ""]
+    md += [f"![return, discount and outer advantage]({os.path.basename(plot_png)})", "",
+           analysis, "", SETTINGS]
+    path = write(args.out, "\n".join(md) + "\n", data)
+    print("\n".join(md[:-3]))
+    print(f"\nwrote {path} and {plot_png}")
+
+
+def plot(arms: Dict[str, List[Dict[str, Any]]], order, name: str) -> str:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from meta_common import RESULTS
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for label, c in curves.items():
-        x = [p["env_steps"] for p in c]
-        axes[0].plot(x, [p["return_mean"] for p in c], label=label)
-        axes[1].plot(x, [p["gamma"] for p in c], label=label)
-    axes[0].set_ylabel("episode return")
-    axes[1].set_ylabel("discount")
-    for ax in axes:
-        ax.set_xlabel("env steps per seed")
-        ax.legend(fontsize=8)
+    longest = max(inner_steps(r)[-1] for runs in arms.values() for r in runs)
+    grid = np.linspace(longest / CURVE_POINTS, longest, CURVE_POINTS)
+    panels = (("return", "training-episode return"), ("hp_discount", "discount (learned)"),
+              ("outer_advantage", "mean outer advantage (bias diagnostic)"))
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
+    rng = np.random.RandomState(2)
+    for ax, (metric, title) in zip(axes, panels):
+        for label, est in order:
+            curves = np.stack([on_grid(r, metric, grid) for r in arms[est]])
+            if np.all(np.isnan(curves)):
+                continue
+            mean = np.nanmean(curves, axis=0)
+            # Bootstrap over seeds, per point: a 95 % band for the mean curve.
+            boots = np.stack([np.nanmean(curves[rng.randint(0, len(curves), len(curves))], 0)
+                              for _ in range(500)])
+            lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
+            ax.plot(grid / 1e6, mean, label=label)
+            ax.fill_between(grid / 1e6, lo, hi, alpha=0.25)
+        ax.set_title(title)
+        ax.set_xlabel("inner env steps (M)")
+    axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(f"{RESULTS}/meta_snake.png", dpi=100)
-    print(write("meta_snake", md, dict(args=vars(args), rows=rows, curves=curves)))
-    print(md)
+    path = os.path.join(RESULTS, f"{name}.png")
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+SETTINGS = """## Settings, and where they differ from the paper
+
+The preset `snake-meta` (`npigym/experiments/config.py`) holds the paper's settings: Jumanji's
+Snake on a 6x6 board with a 500-step limit (the paper's `Snake-6x6-v0`, jumanji 0.1.3), 512 envs
+x 5-step rollouts, RMSProp 5e-4 with decay 0.9 and no gradient clipping, discount from 0.8
+(fixed for A2C), lambda 0.95, costs pg 1 / value 0.5 / entropy 0.01, outer discount and lambda
+1, only the discount meta-learned (through a sigmoid), the meta-gradient through one inner
+update on a fresh outer rollout, meta Adam 3e-3 with the meta-gradient clipped at norm 0.1;
+separate actor, critic and outer-critic networks. The differences:
+
+- **Networks**: MLPs on the flattened 6x6x5 board (policy 64-64, value 128-128), where the
+  paper puts two small convolutions (32 channels, 2x2, strides 2 and 1) in front of the same
+  MLPs. On this 2-core CPU that makes the meta-gradient update 2-3x faster
+  (`train_throughput.md`), which is what puts 75M steps per seed within an hour.
+- **Meta Adam's epsilon**: eps_root 1e-20 and eps 0 (`MetaGradientConfig`'s defaults) where the
+  paper's code has eps_root 1e-8. The meta-gradients here are about 5e-7: with eps_root 1e-8
+  the denominator's floor of 1e-4 would shrink each meta step about 200-fold, and the discount
+  could move at most about 0.4 in logit over the 29 K updates.
+- RMSProp's epsilon is 1e-5; today's jumanji Snake has an action mask (the move back into
+  the neck), which the policy uses.
+- Returns are those of the training episodes (the stochastic policy, as the paper's eval).
+- 3 seeds per arm, not 10.
+"""
 
 
 if __name__ == "__main__":

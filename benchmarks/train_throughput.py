@@ -21,10 +21,11 @@ Rows (all in one process, so their ratios are comparable on this noisy shared CP
 6. The full meta-gradient update (``meta.estimator=debiased``: outer value head, one inner
    update, fresh outer rollout) on Snake 6x6 at the debiasing paper's 512 envs x 5-step
    rollouts (preset ``snake-meta``): before (the ``snake`` preset's conv torso with the
-   earlier ``PatchConv2D``, ``meta.remat`` on, as ``benchmarks/meta_snake.py`` ran it), each
-   change on its own, and after (the preset: an MLP torso on the flattened board, no remat),
-   plus the preset's A2C arm (``meta.estimator=none``) for scale. Throughput is given in
-   inner env steps per second (the paper's count: 75M of them per run) and in all env steps
+   earlier ``PatchConv2D``, ``meta.remat`` on, as the first Snake meta-gradient runs had it), each
+   change on its own, and after (the preset: separate actor, critic and outer-critic MLPs on
+   the flattened board, no remat; also with 3 seeds vmapped), plus the preset's A2C arm
+   (``meta.estimator=none``) for scale. Throughput is given in inner env steps per second
+   (the paper's count: 75M of them per run) and in all env steps
    (inner and outer rollouts, what ``total_env_steps`` counts).
 
 Each training row: one warm-up call (compile), then the median of ``--repeats`` timed calls.
@@ -198,38 +199,58 @@ def meta_snake(quick: bool, repeats: int) -> List[Dict[str, Any]]:
     a2c = preset.a2c if not quick else dataclasses.replace(preset.a2c, num_envs=32,
                                                            updates_per_call=2)
     env = jumanji.make(preset.env, **preset.env_kwargs)
-    conv_net = load_config("snake").network  # the conv torso meta_snake.py used
+    conv_net = load_config("snake").network  # the conv torso of the first Snake runs
     remat_on = dataclasses.replace(preset.meta, remat=True)
     none = dataclasses.replace(preset.meta, estimator="none")
+    shared_mlp = dataclasses.replace(preset.network, critic_layers=())
+    k_step = dataclasses.replace(preset.meta, meta_steps=3, remat=True)
+    mixed = dataclasses.replace(k_step, mixing="uniform")
     cases = [
         ("before: conv torso, conv_general_dilated_patches, remat on", conv_net, remat_on,
          DilatedPatchConv2D),
         ("conv torso, slice patches (PatchConv2D now), remat on", conv_net, remat_on,
          PatchConv2D),
         ("conv torso, slice patches, remat off", conv_net, preset.meta, PatchConv2D),
-        ("after: MLP torso, remat off (snake-meta preset)", preset.network, preset.meta,
+        ("MLP torso shared by policy and values, remat off", shared_mlp, preset.meta,
          PatchConv2D),
+        ("after: separate actor / critic / outer-critic MLPs, remat off (snake-meta preset)",
+         preset.network, preset.meta, PatchConv2D),
+        ("after, 3 seeds vmapped in one program (as the sweeps run them)", preset.network,
+         preset.meta, PatchConv2D, 3),
         ("reference: snake-meta preset, A2C arm (meta.estimator=none)", preset.network, none,
          PatchConv2D),
+        # The multi-step paper's comparison (K = 3): three differentiated inner updates per
+        # meta update, then one outer rollout (K-step) or one after each update (mixed).
+        ("K = 3 K-step (meta.meta_steps=3, remat on)", preset.network, k_step, PatchConv2D),
+        ("K = 3 mixed (meta.mixing=uniform, remat on)", preset.network, mixed, PatchConv2D),
     ]
     rows = []
-    for name, net, meta, cls in cases:
+    for name, net, meta, cls, *seeds in cases:
+        seeds = seeds[0] if seeds else 1
         print(f"meta Snake: {name} ...", flush=True)
         with conv_class(cls):
             trainer = make_a2c_meta_train(env, make_network(env, net), a2c, meta)
-            state, t = time_trainer(trainer, repeats)
-        inner = a2c.num_envs * a2c.rollout_length * a2c.updates_per_call
-        rows.append({"name": name, "batch": f"{a2c.num_envs} x {a2c.rollout_length}",
-                     "steps": inner, "all_steps": trainer.steps_per_call,
+            state, t = time_trainer(trainer, repeats, seeds)
+        inner = (a2c.num_envs * a2c.rollout_length * a2c.updates_per_call * seeds
+                 * max(1, meta.meta_steps))
+        rows.append({"name": name, "batch": f"{a2c.num_envs} x {a2c.rollout_length}"
+                     + (f" x {seeds} seeds" if seeds > 1 else ""),
+                     "steps": inner, "all_steps": trainer.steps_per_call * seeds,
                      "updates": a2c.updates_per_call,
-                     "params": param_count(state.params), **t})
+                     "params": param_count(state.params) // seeds, **t})
     return rows
 
 
-def time_trainer(trainer: Any, repeats: int):
-    """``(initial state, timed(...))`` of a trainer's jitted ``train`` from seed 0."""
-    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    train = jax.jit(trainer.train)
+def time_trainer(trainer: Any, repeats: int, seeds: int = 1):
+    """``(initial state, timed(...))`` of a trainer's jitted ``train`` from seed 0 (with
+    ``seeds > 1``: that many seeds vmapped)."""
+    if seeds > 1:
+        keys = jax.random.split(jax.random.PRNGKey(0), seeds)
+        state = jax.jit(jax.vmap(trainer.init))(keys)
+        train = jax.jit(jax.vmap(trainer.train))
+    else:
+        state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+        train = jax.jit(trainer.train)
     holder = {"state": state}
 
     def call():
@@ -257,7 +278,7 @@ def meta_snake_lines(rows: List[Dict[str, Any]], command: str) -> List[str]:
         lines.append(f"| {r['name']} | {r['batch']} | {r['params']:,} | {sps:,.0f} | "
                      f"{r['all_steps'] / r['median']:,.0f} | {sps / base:.2f}x | "
                      f"{r['first']:.1f} |")
-    after = next(r for r in rows if r["name"].startswith("after"))
+    after = next(r for r in rows if r["name"].startswith("after:"))
     sps = after["steps"] / after["median"]
     lines += ["", f"After / before: {sps / base:.1f}x; target >= 50,000 inner env steps / s: "
               f"{'met' if sps >= 50_000 else 'NOT met'} ({75e6 / sps / 60:.0f} min per 75M "
@@ -271,11 +292,10 @@ def meta_snake_lines(rows: List[Dict[str, Any]], command: str) -> List[str]:
               "recomputes its forward pass in the backward one: at K = 1 it only costs time "
               "(0.8x in separate runs while preparing this, so the preset turns it off). "
               "The MLP torso on the 180-input board has a third of the conv torso's "
-              "multiply-adds and no patch ops. Seeds vmapped in one program do not raise "
-              "throughput here: 512 envs already fill the two cores (measured while "
-              "preparing this, not in this run: 2 vmapped seeds x 512 envs gave 0.7-0.85x "
-              "the steps / s of one seed, on a loaded CPU), so the preset's `num_seeds=3` "
-              "is for convenience (one program, one checkpoint), not speed.", "",
+              "multiply-adds and no patch ops. The preset now has the paper's separate "
+              "actor, critic and outer critic (as MLPs): three encoders instead of one. "
+              "The vmapped-seeds row is what the Snake sweeps run (3 seeds per program).",
+              "",
               "Timed calls, seconds:", ""]
     for r in rows:
         lines.append(f"- {r['name']}: {', '.join(f'{t:.2f}' for t in r['times'])} "

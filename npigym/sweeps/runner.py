@@ -92,15 +92,21 @@ class Group:
     trials: Tuple[Trial, ...]
 
 
-def group_trials(trials: Sequence[Trial]) -> List[Group]:
-    """Trials grouped by :func:`program_key`, in the order their groups first appear."""
+def group_trials(trials: Sequence[Trial], per_program: Optional[int] = None) -> List[Group]:
+    """Trials grouped by :func:`program_key`, in the order their groups first appear; with
+    ``per_program``, each such group cut into runs of at most that many trials (a spec's
+    ``trials_per_program``). Why one might: vmapping more trials is not always faster. On a
+    2-core CPU, 3 Snake seeds of 512 envs vmapped train at 0.64x the env steps / s of one seed
+    alone (``benchmarks/results/train_throughput.md``): the batch outgrows the caches."""
     import hashlib
 
     groups: Dict[str, List[Trial]] = {}
     for t in trials:
         groups.setdefault(program_key(t.config), []).append(t)
+    chunks = [(k, ts[i:i + (per_program or len(ts))])
+              for k, ts in groups.items() for i in range(0, len(ts), per_program or len(ts))]
     return [Group(f"g{i}-{hashlib.sha1(k.encode()).hexdigest()[:8]}", tuple(ts))
-            for i, (k, ts) in enumerate(groups.items())]
+            for i, (k, ts) in enumerate(chunks)]
 
 
 def trial_hyperparams(configs: Sequence[TrainConfig]) -> Any:
@@ -171,7 +177,8 @@ def prepare(sweep_dir: str, spec: SweepSpec, trials: Sequence[Trial]) -> Dict[st
                          "one); give another --dir, or delete it to start over")
     rd.atomic_write(spec_path, yaml.safe_dump({**spec.to_dict(), "digest": digest},
                                               sort_keys=False))
-    groups = {t.trial_id: g.group_id for g in group_trials(trials) for t in g.trials}
+    groups = {t.trial_id: g.group_id for g in group_trials(trials, spec.trials_per_program)
+              for t in g.trials}
     records = index["trials"]
     for t in trials:
         r = records.setdefault(t.trial_id, {"status": PENDING})
@@ -397,7 +404,7 @@ def run_local(sweep_dir: str, spec: SweepSpec, trials: Sequence[Trial], progress
     from npigym.experiments.train import _install_stop_handlers, _restore_handlers
 
     out = out or sys.stdout
-    groups = group_trials(trials)
+    groups = group_trials(trials, spec.trials_per_program)
     check_metric(spec, groups)
     index = prepare(sweep_dir, spec, trials)
     done = sum(index["trials"][t.trial_id]["status"] in (DONE, FAILED) for t in trials)

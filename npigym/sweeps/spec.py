@@ -14,6 +14,8 @@ A spec is a YAML file (or a mapping)::
     budget: {total_env_steps: 200000} # per trial; time_limit_s too (locally: per group)
     metric: success                   # a logged metric; or {name: success, mode: max, last: 5}
     checkpoint_every: 10              # host calls between a group's checkpoints
+    trials_per_program: 1             # at most this many trials per vmapped program (default:
+                                      # all that share one); 1 runs them one after another
     ray: {resources_per_trial: {cpu: 1}, scheduler: asha, max_concurrent_trials: 2}
                                       # (--backend ray; address: join a cluster)
 
@@ -48,7 +50,7 @@ from npigym.experiments.config import (
 )
 
 SPEC_KEYS = ("name", "base", "overrides", "axes", "samples", "sampler", "seeds", "budget",
-             "metric", "checkpoint_every", "ray")
+             "metric", "checkpoint_every", "trials_per_program", "ray")
 BUDGET_KEYS = ("total_env_steps", "time_limit_s")
 SAMPLERS = ("sobol", "random")
 DISTRIBUTIONS = ("uniform", "log_uniform", "int_uniform")
@@ -119,6 +121,7 @@ class SweepSpec:
     checkpoint_every: int
     ray: Tuple[Tuple[str, Any], ...]
     base_config: TrainConfig
+    trials_per_program: Optional[int] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """The spec as written back to ``SWEEP_DIR/spec.yaml`` (resolved, loadable again)."""
@@ -129,7 +132,9 @@ class SweepSpec:
                 "axes": axes, "samples": self.samples, "sampler": self.sampler,
                 "seeds": list(self.seeds), "budget": dict(self.budget),
                 "metric": dataclasses.asdict(self.metric),
-                "checkpoint_every": self.checkpoint_every, "ray": _plain(dict(self.ray))}
+                "checkpoint_every": self.checkpoint_every, "ray": _plain(dict(self.ray)),
+                **({"trials_per_program": self.trials_per_program}
+                   if self.trials_per_program is not None else {})}
 
     def trials(self) -> List[Trial]:
         """Every grid point x sample x seed, in a fixed order (configs first, then seeds)."""
@@ -384,6 +389,11 @@ def from_mapping(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSp
     every = raw.get("checkpoint_every", 10)
     _check(isinstance(every, int) and not isinstance(every, bool) and every >= 1,
            f"checkpoint_every: host calls >= 1; got {every!r}")
+    per_program = raw.get("trials_per_program")
+    _check(per_program is None or (isinstance(per_program, int)
+                                   and not isinstance(per_program, bool) and per_program >= 1),
+           f"trials_per_program: an integer >= 1 (or leave it out: all trials that share a "
+           f"program train together); got {per_program!r}")
     ray_raw = raw.get("ray", {}) or {}
     _check(isinstance(ray_raw, Mapping), f"ray: a mapping; got {ray_raw!r}")
     bad = set(ray_raw) - set(RAY_KEYS)
@@ -402,7 +412,8 @@ def from_mapping(raw: Mapping[str, Any], default_name: str = "sweep") -> SweepSp
 
     spec = SweepSpec(name, base, tuple(overrides), axes, samples, sampler, seeds,
                      tuple(sorted(budget.items())), metric, every,
-                     tuple(sorted((k, _freeze(v)) for k, v in ray_raw.items())), base_config)
+                     tuple(sorted((k, _freeze(v)) for k, v in ray_raw.items())), base_config,
+                     per_program)
     # Every trial's config is built now, so a value the config rejects (a negative learning
     # rate, an unknown optimizer, a max_digits the env refuses) fails here, naming its axis.
     for point in _grid([a for a in axes if not a.sampled]):

@@ -134,3 +134,26 @@ def test_snake_example_specs_are_the_papers_three_arms_at_75m_inner_steps():
     assert {t.config.total_env_steps for t in meta.trials()} == {150_000_000}
     assert {t.config.total_env_steps for t in a2c.trials()} == {75_000_000}
     assert len(group_trials(meta.trials())) == 2
+
+
+def test_trials_per_program_cuts_each_program_into_runs_of_that_many_trials():
+    axes = {"learning_rate": [1e-3, 3e-3], "rollout_length": [8, 16]}
+    whole = group_trials(spec(axes=axes, seeds=3).trials())
+    assert [len(g.trials) for g in whole] == [6, 6]  # rollout_length changes the program
+    s = spec(axes=axes, seeds=3, trials_per_program=4)
+    cut = group_trials(s.trials(), s.trials_per_program)
+    assert [len(g.trials) for g in cut] == [4, 2, 4, 2]
+    assert len({g.group_id for g in cut}) == 4
+    # The same trials in the same order, each in a program with its own kind only.
+    assert [t.trial_id for g in cut for t in g.trials] == [t.trial_id for g in whole
+                                                           for t in g.trials]
+    assert all(len({program_key(t.config) for t in g.trials}) == 1 for g in cut)
+    # Left out, the spec (and so its digest: sweep directories made before) is unchanged.
+    assert "trials_per_program" not in spec(axes=axes).to_dict()
+    assert s.to_dict()["trials_per_program"] == 4
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, True, "2"])
+def test_trials_per_program_must_be_a_positive_integer(value):
+    with pytest.raises(SweepError, match="trials_per_program: an integer >= 1"):
+        spec(trials_per_program=value)
