@@ -77,7 +77,8 @@ def _run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, Any]):
+def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, Any],
+                          best: bool = False):
     """The env and a trained agent's policy from a run directory written by `npigym train`."""
     import dataclasses
 
@@ -88,7 +89,7 @@ def _agent_env_and_policy(run_dir: str, size: Optional[int], options: Dict[str, 
     from npigym.experiments.factory import make_env as make_config_env
 
     try:
-        config, _, params, _ = load_run(run_dir)
+        config, _, params, _ = load_run(run_dir, best=best)
         config = dataclasses.replace(config, env_kwargs={**config.env_kwargs, **options})
         env = make_config_env(config, size=size, whole_task=True)
     except (ConfigError, FileNotFoundError, rd.CheckpointError) as e:
@@ -108,8 +109,11 @@ def _run_play(args: argparse.Namespace) -> int:
     if os.path.isdir(args.env) and npi_runs.is_npi_run(args.env):  # a trained NPI
         env, policy = npi_runs.env_and_policy(args.env, args.size, options=args.options)
     elif os.path.isdir(args.env):  # a run directory: show the trained agent
-        env, policy = _agent_env_and_policy(args.env, args.size, parse_overrides(args.options))
+        env, policy = _agent_env_and_policy(args.env, args.size, parse_overrides(args.options),
+                                            best=args.checkpoint == "best")
     else:
+        if args.checkpoint != "latest":
+            raise SystemExit("npigym: --checkpoint is for a run directory of `npigym train`")
         env = make_env(args.env, args.size, parse_overrides(args.options))
         if not env.has_expert:
             raise SystemExit(f"npigym: {args.env} is posed without the program hierarchy, so it "
@@ -176,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compact", action="store_true", help="print calls only, not the states")
     p.add_argument("--no-clear", action="store_true", help="scroll instead of redrawing")
     p.add_argument("--max-steps", type=int, default=None)
+    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="for a run directory: its last checkpoint (default) or the best one "
+                        "kept by keep_best=true")
     p.set_defaults(run=_run_play)
 
     p = sub.add_parser("traces", help="collect expert execution traces into an .npz file")

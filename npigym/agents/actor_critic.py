@@ -658,6 +658,8 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
     learning_rate_scale_at = learning_rate_scale(config)
     # A curriculum that adapts to the learner (SubprogramStartWrapper with unlock_threshold).
     update_curriculum = getattr(env, "update_curriculum", None) if num_programs else None
+    curriculum_metrics = getattr(env, "curriculum_metrics",
+                                 lambda env_state: {"program_open": env_state.opened[0]})
 
     def init(key: chex.PRNGKey, hyper: Optional[HyperParams] = None) -> TrainState:
         # ``hyper`` (default: the config's) is an argument so that one program can train a
@@ -695,7 +697,7 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
                 actor = actor._replace(env_state=update_curriculum(
                     actor.env_state, metrics["program_episodes"],
                     metrics["program_success_sum"]))
-                metrics["program_open"] = actor.env_state.opened[0]
+                metrics.update(curriculum_metrics(actor.env_state))
         state = TrainState(params, opt_state, state.hyper, actor, key, state.update_count + 1,
                            state.env_steps + steps_per_update)
         return state, metrics

@@ -28,7 +28,7 @@ by ``max_prefix_steps``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 import chex
 import jax
@@ -151,16 +151,18 @@ class SubprogramStartWrapper(Wrapper):
         self.unlock_threshold = float(unlock_threshold)
         self.success_decay = float(success_decay)
 
-    def reset(self, key: chex.PRNGKey) -> Tuple[StartState, TimeStep]:
-        """A first episode: only the programs open from the start (all, without gating)."""
+    def reset(self, key: chex.PRNGKey, size: Optional[chex.Array] = None
+              ) -> Tuple[StartState, TimeStep]:
+        """A first episode: only the programs open from the start (all, without gating).
+        ``size`` caps the instances' size (``ProgramEnv.reset``; a size curriculum's)."""
         success = jnp.zeros((self.library.num_programs,), jnp.float32)
-        return self._start(key, success, self._initially_open)
+        return self._start(key, success, self._initially_open, size)
 
-    def next_episode(self, state: StartState, key: chex.PRNGKey
-                     ) -> Tuple[StartState, TimeStep]:
+    def next_episode(self, state: StartState, key: chex.PRNGKey,
+                     size: Optional[chex.Array] = None) -> Tuple[StartState, TimeStep]:
         """The episode after ``state``'s: ``reset(key)``, but drawn with, and keeping, the
         curriculum's current open programs and success rates (auto-reset wrappers call this)."""
-        return self._start(key, state.success, state.opened)
+        return self._start(key, state.success, state.opened, size)
 
     def update_curriculum(self, state: StartState, episodes: chex.Array,
                           successes: chex.Array) -> StartState:
@@ -189,10 +191,18 @@ class SubprogramStartWrapper(Wrapper):
 
         return state.replace(success=rows(success), opened=rows(opened))
 
-    def _start(self, key: chex.PRNGKey, success: chex.Array, opened: chex.Array
-               ) -> Tuple[StartState, TimeStep]:
+    def curriculum_metrics(self, state: StartState) -> Dict[str, chex.Array]:
+        """What the learner logs of a batch of states after :meth:`update_curriculum`."""
+        return {"program_open": state.opened[0]}
+
+    def _start(self, key: chex.PRNGKey, success: chex.Array, opened: chex.Array,
+               size: Optional[chex.Array] = None) -> Tuple[StartState, TimeStep]:
         env = self._env
-        root_state, root_ts = env.reset(key)
+
+        def reset(k):
+            return env.reset(k) if size is None else env.reset(k, size=size)
+
+        root_state, root_ts = reset(key)
         word = seed_word(key)
         u = (hash_stream(word, 101) >> 8).astype(jnp.float32) / float(1 << 24)
         weights = self._base_weights * opened
@@ -228,7 +238,7 @@ class SubprogramStartWrapper(Wrapper):
             state = jax.tree.map(lambda x, y: jnp.where(again, x, y), spare, state)
             return state, ts.last() & ~again, n + 1, seen, pick, spare_left & ~again
 
-        spare, _ = env.reset(_derived_key(key))
+        spare, _ = reset(_derived_key(key))
         zero = jnp.zeros((), jnp.int32)
         _, _, _, seen, state, _ = jax.lax.while_loop(
             cond, body, (root_state, jnp.zeros((), bool), zero, zero, root_state,

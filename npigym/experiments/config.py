@@ -68,9 +68,40 @@ class TrainConfig:
         curriculum_unlock: callees first: a curriculum program's episodes start only once
             every curriculum program it calls has a training success rate of at least this
             (AlphaNPI's level-by-level training); 0 (the default) starts them all at once.
+        size_curriculum: grow the training instances' size during training
+            (``npigym.agents.size_curriculum``): the train envs are built at the env's largest
+            size (``max_digits`` / ``max_length`` of ``env_kwargs`` and ``train_env_kwargs``:
+            the final size) and draw instances no larger than the current size, which climbs
+            the ladder ``start, grow(start), ..., largest`` once the training success rate of
+            whole-task episodes at the current size reaches ``size_curriculum_threshold``.
+            Each seed climbs its own ladder; the size is part of the checkpointed state and
+            is logged as ``curriculum_size`` (mean over seeds) and
+            ``curriculum_size_per_seed``. Addition and Sorting (random instances); with a
+            program ``curriculum``, it must include the root program. Not with ``meta``.
+        size_curriculum_start: the first size (default None: the env's smallest size,
+            ``min_digits`` / ``min_length``).
+        size_curriculum_factor: growth of the size: each rung is
+            ``max(size + 1, size + size_curriculum_step, ceil(size * size_curriculum_factor))``
+            (capped at the largest size); the default doubles.
+        size_curriculum_step: see ``size_curriculum_factor`` (``factor=1 step=3``: +3).
+        size_curriculum_threshold: grow once the moving average of the whole-task training
+            success rate at the current size reaches this, in (0, 1].
+        size_curriculum_decay: per-update decay of that moving average, in [0, 1); it starts
+            at 0 at each size, so a size lasts at least
+            ``log(1 - threshold) / log(decay)`` updates (45 at 0.9 and 0.95).
         eval_lengths: instance sizes of the final evaluation (the env's size knobs).
         eval_episodes: episodes per size.
         eval_greedy: evaluate the greedy (argmax) policy instead of sampling.
+        keep_best: at every checkpoint (and at the end), evaluate each seed's greedy policy
+            on a fixed validation set (``best_episodes`` instances at size ``best_size``,
+            drawn from keys the final evaluation does not use) and keep each seed's best
+            params (highest validation success; ties go to the later call) as the run's
+            ``best/`` checkpoint, with the scores and calls in ``best.json``; the call
+            records of checkpoint calls log ``validation_success``. ``npigym eval --checkpoint
+            best`` and ``npigym play RUN --checkpoint best`` use it, and the final evaluation
+            also evaluates it (``eval_best.md``).
+        best_size: the validation instances' size (None: the env as ``env_kwargs`` poses it).
+        best_episodes: validation instances.
         a2c: the actor-critic's settings.
         network: the network's sizes.
         meta: meta-gradient tuning of the a2c hyperparameters (``npigym.meta_gradient``;
@@ -91,9 +122,18 @@ class TrainConfig:
     curriculum_max_skip: int = 2
     curriculum_max_forced: int = 0
     curriculum_unlock: float = 0.0
+    size_curriculum: bool = False
+    size_curriculum_start: Optional[int] = None
+    size_curriculum_factor: float = 2.0
+    size_curriculum_step: int = 0
+    size_curriculum_threshold: float = 0.9
+    size_curriculum_decay: float = 0.95
     eval_lengths: Tuple[int, ...] = (5, 20, 100, 1000)
     eval_episodes: int = 100
     eval_greedy: bool = True
+    keep_best: bool = False
+    best_size: Optional[int] = None
+    best_episodes: int = 100
     a2c: A2CConfig = dataclasses.field(default_factory=A2CConfig)
     network: NetworkConfig = dataclasses.field(default_factory=NetworkConfig)
     meta: MetaGradientConfig = dataclasses.field(default_factory=MetaGradientConfig)
@@ -298,6 +338,12 @@ def validate(config: TrainConfig) -> None:
     _check(config.curriculum_unlock == 0 or bool(config.curriculum),
            "curriculum_unlock needs a curriculum (curriculum={program: weight, ...})")
     _check(all(w >= 0 for w in config.curriculum.values()), "curriculum weights must be >= 0")
+    _check_size_curriculum(config)
+    _check(config.best_size is None or config.best_size >= 1,
+           f"best_size must be >= 1 (or None), not {config.best_size}")
+    _check(config.best_episodes >= 1, f"best_episodes must be >= 1, not {config.best_episodes}")
+    _check(config.keep_best or (config.best_size is None and config.best_episodes == 100),
+           "best_size and best_episodes need keep_best=true")
     _check(all(length >= 1 for length in config.eval_lengths), "eval_lengths must be >= 1")
     _check(config.eval_episodes >= 1, "eval_episodes must be >= 1")
     for name in ("num_envs", "rollout_length", "updates_per_call"):
@@ -343,6 +389,33 @@ def validate(config: TrainConfig) -> None:
         check_meta_config(config.meta, {k: getattr(a, k) for k in LEARNABLE}, a.num_envs)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+_SIZE_CURRICULUM_KEYS = ("size_curriculum_start", "size_curriculum_factor",
+                         "size_curriculum_step", "size_curriculum_threshold",
+                         "size_curriculum_decay")
+
+
+def _check_size_curriculum(config: TrainConfig) -> None:
+    start = config.size_curriculum_start
+    _check(start is None or start >= 1, f"size_curriculum_start must be >= 1, not {start}")
+    factor = config.size_curriculum_factor
+    _check(math.isfinite(factor) and factor >= 1.0,
+           f"size_curriculum_factor must be a number >= 1, not {factor}")
+    _check(config.size_curriculum_step >= 0,
+           f"size_curriculum_step must be >= 0, not {config.size_curriculum_step}")
+    threshold = config.size_curriculum_threshold
+    _check(0.0 < threshold <= 1.0, f"size_curriculum_threshold must be in (0, 1], not {threshold}")
+    decay = config.size_curriculum_decay
+    _check(0.0 <= decay < 1.0, f"size_curriculum_decay must be in [0, 1), not {decay}")
+    if not config.size_curriculum:
+        default = TrainConfig.__dataclass_fields__
+        changed = [k for k in _SIZE_CURRICULUM_KEYS if getattr(config, k) != default[k].default]
+        _check(not changed, f"{', '.join(changed)} {'needs' if len(changed) == 1 else 'need'} "
+                            "size_curriculum=true")
+    else:
+        _check(not config.meta.enabled, "size_curriculum needs meta.estimator=none (the "
+                                        "meta-gradient trainer does not update curricula)")
 
 
 def _type_name(tp: Any) -> str:

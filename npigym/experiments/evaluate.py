@@ -1,6 +1,6 @@
 """Evaluate trained agents: success rate per instance size (NPI's length generalisation).
 
-    npigym eval RUN_DIR --lengths 5,20,100,1000 [--episodes 100] [--sample]
+    npigym eval RUN_DIR --lengths 5,20,100,1000 [--episodes 100] [--sample] [--checkpoint best]
 
 prints and saves (``eval.md``, ``eval.json`` in the run directory) a table of success rate,
 mean return and episode length per size for each trained seed. Episodes use the env's default
@@ -146,15 +146,25 @@ def format_table(rows: List[Dict[str, Any]], title: str = "") -> str:
     return "\n".join(line for line in lines if line) + "\n"
 
 
-def load_run(path: str, step: Optional[int] = None):
+def load_run(path: str, step: Optional[int] = None, best: bool = False):
     """``(config, network, params per seed, progress)`` of the run directory's last (or
-    ``step``) checkpoint."""
+    ``step``) checkpoint; with ``best``, its best checkpoint (``keep_best``; ``progress`` is
+    then the best checkpoint's record: per seed its call and validation score)."""
     from npigym.experiments.train import build
 
     if not rd.is_run_dir(path):
         raise ConfigError(f"{path} is not a run directory (no {rd.CONFIG})")
     config = read_config(os.path.join(path, rd.CONFIG))
     _, network, _, init, _ = build(config)
+    if best:
+        from npigym.experiments.best import load_best
+
+        if step is not None:
+            raise ValueError("load_run: pass step or best, not both")
+        stacked, record = load_best(path, jax.eval_shape(init).params)
+        params = [jax.tree.map(lambda x, i=i: jnp.asarray(x[i]), stacked)
+                  for i in range(config.num_seeds)]
+        return config, network, params, record
     checkpointer = rd.Checkpointer(path)
     try:
         state, progress = checkpointer.restore(rd.abstract(jax.eval_shape(init)), step)
@@ -165,18 +175,29 @@ def load_run(path: str, step: Optional[int] = None):
 
 
 def evaluate_run(path: str, lengths: Sequence[Optional[int]], episodes: int,
-                 greedy: bool = True, save: bool = True, progress: bool = True) -> str:
-    """Evaluate a run directory at ``lengths``; print, save and return the markdown table."""
-    config, _, params, _ = load_run(path)
+                 greedy: bool = True, save: bool = True, progress: bool = True,
+                 best: bool = False) -> str:
+    """Evaluate a run directory at ``lengths``; print, save and return the markdown table.
+
+    With ``best``, the run's best checkpoint (``keep_best``), saved as ``eval_best.md`` and
+    ``eval_best.json`` (with each seed's call and validation score)."""
+    config, _, params, record = load_run(path, best=best)
     rows = length_table(config, params, lengths, episodes, greedy, progress=progress)
     mode = "greedy" if greedy else "sampled"
+    which = ""
+    if best:
+        calls = ", ".join(f"seed {s['seed']} from call {s['call']}" for s in record["seeds"])
+        which = f", best checkpoint: {calls}"
     table = format_table(rows, f"{config.env} {dict(config.env_kwargs)}: success rate per "
-                               f"instance size ({mode} policy, {episodes} episodes per size)")
+                               f"instance size ({mode} policy, {episodes} episodes per size"
+                               f"{which})")
     if save:
-        with open(os.path.join(path, rd.EVAL_MD), "w") as f:
+        md, js = (rd.EVAL_BEST_MD, rd.EVAL_BEST_JSON) if best else (rd.EVAL_MD, rd.EVAL_JSON)
+        with open(os.path.join(path, md), "w") as f:
             f.write(table)
-        with open(os.path.join(path, rd.EVAL_JSON), "w") as f:
-            json.dump({"greedy": greedy, "rows": rows}, f, indent=1)
+        with open(os.path.join(path, js), "w") as f:
+            json.dump({"greedy": greedy, "rows": rows,
+                       **({"best": record} if best else {})}, f, indent=1)
     return table
 
 
@@ -197,6 +218,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     if npi_runs.is_npi_run(args.run_dir):
         if args.sample:
             raise SystemExit("npigym eval: an NPI run is evaluated greedily (no --sample)")
+        if args.checkpoint != "latest":
+            raise SystemExit("npigym eval: --checkpoint best is for a2c runs (keep_best=true)")
         print(npi_runs.eval_from_command_line(args.run_dir, args.lengths,
                                               args.episodes or 100))
         print(f"saved {os.path.join(args.run_dir, rd.EVAL_MD)}")
@@ -208,12 +231,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             raise ConfigError(f"{args.run_dir} is not a run directory (no {rd.CONFIG})")
         lengths: List[Optional[int]] = (parse_lengths(args.lengths) if args.lengths
                                         else list(config.eval_lengths) or [None])
+        best = args.checkpoint == "best"
         table = evaluate_run(args.run_dir, lengths, args.episodes or config.eval_episodes,
-                             greedy=not args.sample)
+                             greedy=not args.sample, best=best)
     except (ConfigError, rd.CheckpointError) as e:
         raise SystemExit(f"npigym eval: {e}") from None
     print(table)
-    print(f"saved {os.path.join(args.run_dir, rd.EVAL_MD)}")
+    print(f"saved {os.path.join(args.run_dir, rd.EVAL_BEST_MD if best else rd.EVAL_MD)}")
     return 0
 
 
@@ -225,6 +249,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--episodes", type=int, default=None, help="episodes per size")
     p.add_argument("--sample", action="store_true",
                    help="sample actions instead of taking the most likely one")
+    p.add_argument("--checkpoint", choices=("latest", "best"), default="latest",
+                   help="the last checkpoint (default) or the best one kept by the validation "
+                        "set of keep_best=true (saved as eval_best.md)")
     p.set_defaults(run=_run_eval)
 
 

@@ -7,6 +7,7 @@ from typing import Any, Dict, Optional, Tuple
 from npigym.agents.actor_critic import Trainer, make_train
 from npigym.agents.curriculum import SubprogramStartWrapper
 from npigym.agents.networks import Network, make_network
+from npigym.agents.size_curriculum import SizeCurriculumWrapper
 from npigym.experiments.config import ConfigError, TrainConfig
 
 
@@ -17,8 +18,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
         config: the training config (``env``, ``env_kwargs``, ``skills``, ``curriculum``).
         size: set the env's size knobs (``min_digits`` / ``max_digits``, ...) to this value;
             any fixed ``time_limit`` is dropped so the default limit scales with the instance.
-        whole_task: the task as posed, for evaluation: no curriculum wrapper and no
-            ``train_env_kwargs``.
+        whole_task: the task as posed, for evaluation: no curriculum wrappers (program or
+            size) and no ``train_env_kwargs``.
 
     Raises:
         ConfigError: for an unknown id, bad keyword arguments, a size on an env without size
@@ -66,6 +67,15 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
                                          unlock_threshold=config.curriculum_unlock)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"curriculum: {e}") from None
+    if config.size_curriculum and not whole_task:
+        try:
+            env = SizeCurriculumWrapper(env, start=config.size_curriculum_start,
+                                        factor=config.size_curriculum_factor,
+                                        step=config.size_curriculum_step,
+                                        threshold=config.size_curriculum_threshold,
+                                        decay=config.size_curriculum_decay)
+        except ValueError as e:
+            raise ConfigError(f"size_curriculum: {e}") from None
     return env
 
 

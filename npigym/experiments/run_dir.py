@@ -10,6 +10,8 @@ runs/Addition-v0-a2c-20261122-051500/
   progress.json          host-side counters of the last checkpoint (calls, wall time)
   learning_curves.png    return and success against env steps
   eval.json, eval.md     the length-generalisation table
+  best/                  with keep_best: each seed's best params by validation (best.py)
+  eval_best.json, .md    the length-generalisation table of best/
 ```
 
 Crash safety. A checkpoint carries its own progress record and a SHA-256 digest of the saved
@@ -46,6 +48,8 @@ PROGRESS = "progress.json"
 CURVES = "learning_curves.png"
 EVAL_JSON = "eval.json"
 EVAL_MD = "eval.md"
+EVAL_BEST_JSON = "eval_best.json"
+EVAL_BEST_MD = "eval_best.md"
 
 
 class CheckpointError(ValueError):

@@ -17,6 +17,10 @@ flag that the loop checks between calls: the run stops after the current call, s
 checkpoint and raises :class:`TrainingInterruptedError` (a second signal interrupts at once). A
 resumed run continues from its newest intact checkpoint's call and first drops the metric
 records logged after it, so every call is logged exactly once.
+
+Options of the loop: ``keep_best`` scores every checkpoint on a validation set and keeps each
+seed's best params (``npigym.experiments.best``); a ``size_curriculum`` lives in the env state
+(``npigym.agents.size_curriculum``) and is logged per seed (``curriculum_size_per_seed``).
 """
 
 from __future__ import annotations
@@ -84,6 +88,8 @@ def first_non_finite(metrics: Dict[str, Any]) -> Optional[Tuple[str, float, Tupl
 # Keys a resumed run may change: how long it runs and what it logs, not what it trains.
 RESUMABLE_KEYS = ("total_env_steps", "time_limit_s", "checkpoint_every", "eval_lengths",
                   "eval_episodes", "eval_greedy")
+# Keys that do not change the compiled training functions (``build`` ignores them).
+UNBUILT_KEYS = (*RESUMABLE_KEYS, "keep_best", "best_size", "best_episodes")
 
 
 def init_fns(trainer: Trainer, config: TrainConfig
@@ -109,7 +115,7 @@ def build(config: TrainConfig) -> Tuple[Any, Any, Trainer, Callable[[], TrainSta
     import dataclasses
 
     key = repr(dataclasses.replace(config, **{k: getattr(TrainConfig(), k)
-                                              for k in RESUMABLE_KEYS}))
+                                              for k in UNBUILT_KEYS}))
     if key not in _BUILT:
         env = make_env(config)
         network, trainer = make_agent(config, env)
@@ -143,6 +149,12 @@ def call_record(metrics: Dict[str, Any], config: TrainConfig, program_names: Opt
     if program_names is not None and "program_open" in pooled:  # an unlocking curriculum
         record["programs_open"] = [program_names[i] for i, is_open
                                    in enumerate(pooled["program_open"]) if is_open]
+    if "curriculum_size" in metrics:  # a size curriculum: where each seed is after the call
+        last = np.asarray(metrics["curriculum_size"]).reshape(config.num_seeds, -1)[:, -1]
+        record["curriculum_size"] = float(np.mean(last))
+        record["curriculum_size_per_seed"] = [int(x) for x in last]
+        rate = np.asarray(metrics["curriculum_size_success"]).reshape(config.num_seeds, -1)
+        record["curriculum_size_success"] = float(np.mean(rate[:, -1]))
     return record
 
 
@@ -186,6 +198,15 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
               f"({float(state.env_steps[0]):,.0f} env steps per seed)", file=out)
     else:
         state = jax.jit(init)()
+    keeper = None
+    if config.keep_best:
+        from npigym.experiments.best import BestKeeper
+
+        try:
+            keeper = BestKeeper(config, run_dir, jax.eval_shape(init).params, resume=resume)
+        except BaseException:
+            checkpointer.close()
+            raise
     logger = MetricsLogger(run_dir, truncate_to_call=progress_info["calls"] if resume else None)
     per_call = steps_per_call(config)
     total_calls = math.ceil(config.total_env_steps / per_call)
@@ -222,6 +243,12 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
                       "wall_time": round(wall_before + elapsed, 3),
                       "steps_per_s": per_call * config.num_seeds / (time.perf_counter() - t0),
                       "env": config.env, **call_record(metrics, config, names)}
+            time_up = config.time_limit_s is not None and elapsed >= config.time_limit_s
+            save_now = ((calls + 1) % config.checkpoint_every == 0 or calls + 1 >= total_calls
+                        or time_up)
+            if keeper is not None and save_now:  # before the checkpoint (see best.py)
+                record.update(keeper.consider(calls + 1, record["env_steps"],
+                                              new_state.params))
             logger.write(record)
             state, calls = new_state, calls + 1
             if on_call is not None:
@@ -230,11 +257,11 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
             bar.update(per_call)
             bar.set_postfix(ret=f"{record['return']:.3f}", success=f"{record['success']:.3f}",
                             refresh=False)
-            if calls % config.checkpoint_every == 0:
+            if save_now:
                 checkpointer.save(calls, state, {"calls": calls,
                                                  "wall_time": wall_before + elapsed})
                 last_saved = calls
-            if config.time_limit_s is not None and elapsed >= config.time_limit_s:
+            if time_up:
                 time_limited = calls < total_calls
                 break
     finally:
@@ -264,6 +291,9 @@ def train(config: TrainConfig, run_dir: Optional[str] = None, runs_root: str = "
         lengths = list(config.eval_lengths) or [None]
         print(evaluate_run(run_dir, lengths, config.eval_episodes, config.eval_greedy,
                            progress=progress), file=out)
+        if config.keep_best:
+            print(evaluate_run(run_dir, lengths, config.eval_episodes, config.eval_greedy,
+                               progress=progress, best=True), file=out)
     return run_dir
 
 

@@ -404,6 +404,11 @@ def run_local(sweep_dir: str, spec: SweepSpec, trials: Sequence[Trial], progress
     from npigym.experiments.train import _install_stop_handlers, _restore_handlers
 
     out = out or sys.stdout
+    if any(t.config.keep_best for t in trials):
+        # The vmapped group loop keeps each trial's latest state only.
+        raise SweepError("keep_best is a `npigym train` option: the local sweep backend does "
+                         "not keep best checkpoints (use --backend ray, whose trials run "
+                         "npigym train's loop)")
     groups = group_trials(trials, spec.trials_per_program)
     check_metric(spec, groups)
     index = prepare(sweep_dir, spec, trials)

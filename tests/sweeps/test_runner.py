@@ -148,6 +148,13 @@ def test_another_spec_in_the_same_directory_is_refused(swept):
         run_local(path, other, other.trials(), progress=False)
 
 
+def test_keep_best_is_refused_by_the_local_backend(tmp_path):
+    spec = from_mapping({**RAW, "overrides": [*RAW["overrides"], "keep_best=true"]})
+    with pytest.raises(SweepError, match="keep_best is a `npigym train` option"):
+        run_local(str(tmp_path / "s"), spec, spec.trials(), progress=False)
+    assert not os.path.exists(tmp_path / "s")
+
+
 def test_cli_status_and_report(swept, capsys):
     _, path, _ = swept
     assert main(["sweep", "status", path]) == 0

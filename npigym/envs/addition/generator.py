@@ -72,9 +72,22 @@ class RandomGenerator(AdditionGenerator):
         self.min_digits = int(min_digits)
         self.nines = None if nines is None else float(nines)
 
+    @property
+    def size_range(self) -> Tuple[int, int]:
+        return self.min_digits, self.max_digits
+
     def __call__(self, key: chex.PRNGKey) -> Scratchpad:
+        return self._draw(key, self.max_digits)
+
+    def sample_at_size(self, key: chex.PRNGKey, size: chex.Array) -> Scratchpad:
+        """An instance of at most ``size`` digits (traced; clipped to ``[min_digits,
+        max_digits]``): the same draw as ``__call__`` with ``max_digits`` set to ``size``."""
+        return self._draw(key, jnp.clip(jnp.asarray(size, jnp.int32), self.min_digits,
+                                        self.max_digits))
+
+    def _draw(self, key: chex.PRNGKey, max_digits: chex.Array) -> Scratchpad:
         seed = seed_word(key)
-        n = uniform_int(hash_stream(seed, 0), self.min_digits, self.max_digits)
+        n = uniform_int(hash_stream(seed, 0), self.min_digits, max_digits)
         m = uniform_int(hash_stream(seed, 1), 1, n)
         swap = (hash_stream(seed, 2) & 1) == 1
         len_a, len_b = jnp.where(swap, m, n), jnp.where(swap, n, m)

@@ -249,13 +249,16 @@ class ProgramEnv(Environment[State, specs.MultiDiscreteArray, Observation], abc.
     # ------------------------------------------------------------------------------------------
     # Jumanji API.
     # ------------------------------------------------------------------------------------------
-    def reset(self, key: chex.PRNGKey) -> Tuple[State, TimeStep[Observation]]:
+    def reset(self, key: chex.PRNGKey, size: Optional[chex.Array] = None
+              ) -> Tuple[State, TimeStep[Observation]]:
         """Draw an instance and start the root program with an empty call history.
 
         The instance is a function of ``key`` (generators hash its data); the state keeps
-        ``key`` for auto-reset wrappers, which derive the next episode's key from it.
+        ``key`` for auto-reset wrappers, which derive the next episode's key from it. ``size``
+        (a traced int, e.g. a size curriculum's current size) caps the instance's size below
+        the env's largest (``generator.sample_at_size``); the arrays keep the largest's shapes.
         """
-        task = self.generator(key)
+        task = self.generator(key) if size is None else self.generator.sample_at_size(key, size)
         stack = call_stack.new_stack(self.max_depth, self.library.root, self.snapshot(task))
         if self.time_limit is None:
             limit = jnp.asarray(self.default_step_limit(task), jnp.int32)

@@ -9,7 +9,7 @@ our generators draw one 32-bit word from the key and expand it with an integer h
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Optional, Tuple
 
 import chex
 import jax
@@ -26,6 +26,16 @@ class Generator(abc.ABC):
     @abc.abstractmethod
     def __call__(self, key: chex.PRNGKey) -> Any:
         """Generate a task instance."""
+
+    # Generators whose instance size can be capped at run time (a size curriculum,
+    # ``npigym.agents.size_curriculum``) set ``size_range`` to their ``(min, max)`` sizes and
+    # override ``sample_at_size``.
+    size_range: Optional[Tuple[int, int]] = None
+
+    def sample_at_size(self, key: chex.PRNGKey, size: chex.Array) -> Any:
+        """An instance no larger than ``size`` (a traced int, clipped to ``size_range``),
+        drawn as ``__call__`` draws with the largest size set to ``size``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot cap its instances' size")
 
 
 def hash32(x: chex.Array) -> chex.Array:

@@ -9,7 +9,7 @@ per-cell modulo, no per-cell threefry, no cumulative ops.
 from __future__ import annotations
 
 import abc
-from typing import Any, Optional, Sequence
+from typing import Any, Optional, Sequence, Tuple
 
 import chex
 import jax.numpy as jnp
@@ -91,9 +91,22 @@ class RandomGenerator(SortingGenerator):
         self.min_length = _check_int("min_length", min_length, 1, c.MAX_LENGTH_LIMIT)
         check_min_max("min_length", self.min_length, "max_length", self.max_length)
 
+    @property
+    def size_range(self) -> Tuple[int, int]:
+        return self.min_length, self.max_length
+
     def __call__(self, key: chex.PRNGKey) -> SortPad:
+        return self._draw(key, self.max_length)
+
+    def sample_at_size(self, key: chex.PRNGKey, size: chex.Array) -> SortPad:
+        """An array of at most ``size`` values (traced; clipped to ``[min_length,
+        max_length]``): the same draw as ``__call__`` with ``max_length`` set to ``size``."""
+        return self._draw(key, jnp.clip(jnp.asarray(size, jnp.int32), self.min_length,
+                                        self.max_length))
+
+    def _draw(self, key: chex.PRNGKey, max_length: chex.Array) -> SortPad:
         seed = seed_word(key)
-        length = uniform_int(hash_stream(seed, 0), self.min_length, self.max_length)
+        length = uniform_int(hash_stream(seed, 0), self.min_length, max_length)
         # One word per pair of cells: the low halves fill the first half of the row, the high
         # halves the second (no interleave needed: every cell's value is independent).
         words = hash_stream(seed, 1 + jnp.arange((self.max_length + 1) // 2))
