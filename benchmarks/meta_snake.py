@@ -30,6 +30,7 @@ from meta_common import RESULTS, command, machine, table, write
 from npigym.experiments.config import load_config
 from npigym.experiments.logger import read_metrics
 from npigym.sweeps.report import load_sweep
+from npigym.sweeps.runner import DONE
 
 # The paper's numbers (Bonnet, Midgley & Laterre 2022; its repository's logged CSVs, see
 # ../shared/research/metagrad.md 2.4): final return (mean of the last 5 of 200 eval points)
@@ -123,7 +124,10 @@ def report(args: argparse.Namespace) -> None:
         raise SystemExit(f"no trial with metrics in {args.meta} or {args.a2c}: run the sweeps "
                          "first (see this script's docstring)")
     order = [(label, est) for label, est in ARMS if est in arms]
-    scores = {est: np.array([[final(series(r, "return"))] for r in arms[est]]) for _, est in order}
+    # Only finished seeds (the whole 75M) enter the statistics; unfinished ones are listed.
+    done = {est: [r for r in arms[est] if r["status"] == DONE] for _, est in order}
+    scores = {est: np.array([[final(series(r, "return"))] for r in done[est]])
+              for _, est in order if done[est]}
 
     def iqm(x):
         return np.array([metrics.aggregate_iqm(x)])
@@ -132,33 +136,38 @@ def report(args: argparse.Namespace) -> None:
                                                  random_state=np.random.RandomState(0))
     rows, data = [], {"arms": {}, "command": command()}
     for label, est in order:
-        runs = arms[est]
-        steps = [inner_steps(r)[-1] for r in runs]
-        planned = runs[0]["planned"] // (2 if runs[0]["config"].meta.enabled else 1)
-        gammas = [final(series(r, "hp_discount")) for r in runs]
+        runs = done[est]
+        planned = arms[est][0]["planned"] // (2 if arms[est][0]["config"].meta.enabled else 1)
+        running = [f"s{r['seed']}: {final(series(r, 'return')):.1f} at "
+                   f"{inner_steps(r)[-1] / 1e6:.0f}M" for r in arms[est] if r not in runs]
+        gammas = [final(series(r, "hp_discount")) if r["config"].meta.enabled
+                  else r["config"].a2c.discount for r in runs]
         outer_adv = [float(np.nanmean(series(r, "outer_advantage"))) for r in runs]
         final_adv = [final(series(r, "outer_advantage")) for r in runs]
-        lo, hi = interval[est][:, 0]
+        lo, hi = interval[est][:, 0] if est in scores else (np.nan, np.nan)
         rows.append({
-            "arm": label, "seeds": len(runs),
-            "inner env steps / seed": f"{min(steps) / 1e6:.1f}M of {planned / 1e6:.0f}M",
-            "final return per seed": ", ".join(f"{s[0]:.1f}" for s in scores[est]),
-            "IQM [95 % CI]": f"{point[est][0]:.1f} [{lo:.1f}, {hi:.1f}]",
+            "arm": label, "seeds done": f"{len(runs)} of {len(arms[est])}",
+            "final return per seed": ", ".join(f"{x[0]:.1f}" for x in scores.get(est, [])),
+            "IQM [95 % CI]": (f"{point[est][0]:.1f} [{lo:.1f}, {hi:.1f}]" if est in scores
+                              else "-"),
             "paper (10 seeds)": PAPER[est][0],
             "final gamma per seed": ", ".join(f"{g:.3f}" for g in gammas),
             "paper gamma": PAPER[est][1],
             "mean outer advantage (whole run / final)": (
-                "-" if est == "none" else
+                "-" if est == "none" or not runs else
                 f"{np.mean(outer_adv):+.3f} / {np.mean(final_adv):+.3f}"),
-            "wall min / seed group": f"{max(r['records'][-1]['wall_time'] for r in runs) / 60:.0f}",
+            "unfinished (return at inner steps)": "; ".join(running) or "-",
+            "wall min per seed": ", ".join(f"{r['records'][-1]['wall_time'] / 60:.0f}"
+                                           for r in runs),
         })
+        if est not in scores:
+            continue
         data["arms"][est] = {
             "label": label, "seeds": [r["seed"] for r in runs],
-            "final_return": scores[est][:, 0].tolist(),
+            "final_return": scores[est][:, 0].tolist(), "planned_inner_steps": planned,
             "iqm": float(point[est][0]), "ci": [float(lo), float(hi)], "final_gamma": gammas,
             "outer_advantage_mean": outer_adv, "outer_advantage_final": final_adv,
-            "inner_steps": steps, "planned_inner_steps": planned,
-            "status": [r["status"] for r in runs]}
+            "unfinished": running}
 
     # Probability of improvement (rliable; P(X > Y) over the seed pairs, with a bootstrap CI).
     pairs = [(a, b) for a, b in (("debiased", "biased"), ("biased", "none"),
@@ -208,6 +217,7 @@ def report(args: argparse.Namespace) -> None:
         data["command"],
         "```", "",
         f"Machine: {machine()}", "",
+        "Each seed runs 75M inner env steps; only finished seeds enter the statistics. "
         "Final return: the mean training-episode return over the last 2.5 % of each run's "
         "logged calls (the paper: the last 5 of its 200 eval points, 2.5 %). IQM and its 95 % "
         f"stratified-bootstrap interval over seeds: rliable, {args.reps} replications. With 3 "
@@ -219,7 +229,9 @@ def report(args: argparse.Namespace) -> None:
     if poi_rows:
         md += ["Probability of improvement (rliable), final return:", "",
                table(poi_rows, list(poi_rows[0])), ""]
-    md += [f"![return, discount and outer advantage]({os.path.basename(plot_png)})", "",
+    md += ["Curves: mean over seeds with a 95 % bootstrap band; unfinished seeds count up to "
+           "where they are.", "",
+           f"![return, discount and outer advantage]({os.path.basename(plot_png)})", "",
            analysis, "", SETTINGS]
     path = write(args.out, "\n".join(md) + "\n", data)
     print("\n".join(md[:-3]))
