@@ -9,7 +9,8 @@ interruption), 3 seeds per arm, 75M inner env steps per seed:
 This script reads their trial directories (finished or not) and writes
 ``benchmarks/results/meta_snake.md`` (+ ``.json``, ``.png``): the final return per arm with the
 IQM and a 95 % stratified-bootstrap interval (rliable), the probability of improvement between
-arms, the learned discounts, the bias diagnostic (the mean outer advantage), learning curves
+arms, the learned discounts, the bias diagnostic (the mean advantage of the outer loss,
+``meta_advantage``), learning curves
 with interval bands, and the paper's numbers beside them.
 
     python benchmarks/meta_snake.py --meta runs/sweep-snake-meta --a2c runs/sweep-snake-a2c
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import warnings
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 from meta_common import RESULTS, command, machine, table, write
@@ -39,6 +40,7 @@ PAPER = {"none": ("17.3 +- 0.2", "0.800"), "biased": ("24.9 +- 5.9", "0.964 +- 0
          "debiased": ("34.1 +- 0.2", "0.996 +- 0.001")}
 ARMS = (("A2C (gamma fixed at 0.8)", "none"), ("biased meta-gradient", "biased"),
         ("debiased meta-gradient (outer value)", "debiased"))
+COLORS = {"none": "C0", "biased": "C1", "debiased": "C2"}
 FINAL_FRACTION = 0.025  # the paper's last 5 of 200 points
 CURVE_POINTS = 60
 BEGIN, END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
@@ -51,13 +53,21 @@ def inner_steps_per_call(config) -> int:
     return a.updates_per_call * a.num_envs * a.rollout_length * k
 
 
-def load_arms(dirs: List[str]) -> Dict[str, List[Dict[str, Any]]]:
-    """{estimator: [one dict per seed: config, records]} over the given sweep directories."""
+def estimator(config) -> str:
+    return config.meta.estimator if config.meta.enabled else "none"
+
+
+def load_arms(dirs: List[str]) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, int]]:
+    """``({estimator: [one dict per started seed: config, records]}, {estimator: seeds the
+    sweeps plan})`` over the given sweep directories."""
     arms: Dict[str, List[Dict[str, Any]]] = {}
+    planned: Dict[str, int] = {}
     for sweep_dir in dirs:
         if not os.path.isdir(sweep_dir):
             continue
-        _, index = load_sweep(sweep_dir)
+        spec, index = load_sweep(sweep_dir)
+        for t in spec.trials():
+            planned[estimator(t.config)] = planned.get(estimator(t.config), 0) + 1
         for trial_id, entry in sorted(index["trials"].items()):
             run = os.path.join(sweep_dir, entry["run_dir"])
             if not os.path.exists(os.path.join(run, "config.yaml")):
@@ -66,10 +76,10 @@ def load_arms(dirs: List[str]) -> Dict[str, List[Dict[str, Any]]]:
             records = read_metrics(run)
             if not records:
                 continue
-            arms.setdefault(config.meta.estimator if config.meta.enabled else "none", []).append(
+            arms.setdefault(estimator(config), []).append(
                 {"trial": trial_id, "seed": config.seed, "config": config, "records": records,
                  "status": entry.get("status"), "planned": config.total_env_steps})
-    return arms
+    return arms, planned
 
 
 def series(run: Dict[str, Any], name: str) -> np.ndarray:
@@ -119,7 +129,7 @@ def report(args: argparse.Namespace) -> None:
     from rliable import library as rly
     from rliable import metrics
 
-    arms = load_arms([args.meta, args.a2c])
+    arms, planned_seeds = load_arms([args.meta, args.a2c])
     if not arms:
         raise SystemExit(f"no trial with metrics in {args.meta} or {args.a2c}: run the sweeps "
                          "first (see this script's docstring)")
@@ -142,18 +152,18 @@ def report(args: argparse.Namespace) -> None:
                    f"{inner_steps(r)[-1] / 1e6:.0f}M" for r in arms[est] if r not in runs]
         gammas = [final(series(r, "hp_discount")) if r["config"].meta.enabled
                   else r["config"].a2c.discount for r in runs]
-        outer_adv = [float(np.nanmean(series(r, "outer_advantage"))) for r in runs]
-        final_adv = [final(series(r, "outer_advantage")) for r in runs]
+        outer_adv = [float(np.nanmean(series(r, "meta_advantage"))) for r in runs]
+        final_adv = [final(series(r, "meta_advantage")) for r in runs]
         lo, hi = interval[est][:, 0] if est in scores else (np.nan, np.nan)
         rows.append({
-            "arm": label, "seeds done": f"{len(runs)} of {len(arms[est])}",
+            "arm": label, "seeds done": f"{len(runs)} of {planned_seeds[est]}",
             "final return per seed": ", ".join(f"{x[0]:.1f}" for x in scores.get(est, [])),
             "IQM [95 % CI]": (f"{point[est][0]:.1f} [{lo:.1f}, {hi:.1f}]" if est in scores
                               else "-"),
             "paper (10 seeds)": PAPER[est][0],
             "final gamma per seed": ", ".join(f"{g:.3f}" for g in gammas),
             "paper gamma": PAPER[est][1],
-            "mean outer advantage (whole run / final)": (
+            "mean outer-loss advantage (whole run / final)": (
                 "-" if est == "none" or not runs else
                 f"{np.mean(outer_adv):+.3f} / {np.mean(final_adv):+.3f}"),
             "unfinished (return at inner steps)": "; ".join(running) or "-",
@@ -222,7 +232,9 @@ def report(args: argparse.Namespace) -> None:
         "logged calls (the paper: the last 5 of its 200 eval points, 2.5 %). IQM and its 95 % "
         f"stratified-bootstrap interval over seeds: rliable, {args.reps} replications. With 3 "
         "seeds the IQM is the mean. Inner env steps exclude the meta arms' outer rollouts, as "
-        "the paper counts them.", "",
+        "the paper counts them. The bias diagnostic is the paper's: the batch mean of the "
+        "outer loss's advantage (`meta_advantage`), about 0 for an unbiased outer critic; "
+        "the paper's Snake plots show +0.4 to +0.6 for the biased estimator.", "",
         table(rows, list(rows[0])), "",
         verdict, "",
     ]
@@ -247,7 +259,7 @@ def plot(arms: Dict[str, List[Dict[str, Any]]], order, name: str) -> str:
     longest = max(inner_steps(r)[-1] for runs in arms.values() for r in runs)
     grid = np.linspace(longest / CURVE_POINTS, longest, CURVE_POINTS)
     panels = (("return", "training-episode return"), ("hp_discount", "discount (learned)"),
-              ("outer_advantage", "mean outer advantage (bias diagnostic)"))
+              ("meta_advantage", "mean outer-loss advantage (bias diagnostic)"))
     fig, axes = plt.subplots(1, 3, figsize=(16, 4.2))
     rng = np.random.RandomState(2)
     for ax, (metric, title) in zip(axes, panels):
@@ -260,8 +272,9 @@ def plot(arms: Dict[str, List[Dict[str, Any]]], order, name: str) -> str:
             boots = np.stack([np.nanmean(curves[rng.randint(0, len(curves), len(curves))], 0)
                               for _ in range(500)])
             lo, hi = np.nanpercentile(boots, [2.5, 97.5], axis=0)
-            ax.plot(grid / 1e6, mean, label=label)
-            ax.fill_between(grid / 1e6, lo, hi, alpha=0.25)
+            color = COLORS[est]  # the same in every panel (A2C has no discount curve)
+            ax.plot(grid / 1e6, mean, label=label, color=color)
+            ax.fill_between(grid / 1e6, lo, hi, alpha=0.25, color=color)
         ax.set_title(title)
         ax.set_xlabel("inner env steps (M)")
     axes[0].legend(fontsize=8)
