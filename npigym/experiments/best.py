@@ -29,7 +29,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -55,21 +54,6 @@ def has_best(run_dir: str) -> bool:
     return os.path.exists(os.path.join(best_dir(run_dir), BEST_PARAMS))
 
 
-def _atomic_write_bytes(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def save_best(run_dir: str, params: Any, record: Dict[str, Any]) -> None:
     """Write the kept params (a seed-stacked pytree) and their record, atomically."""
     leaves = [np.asarray(x) for x in jax.tree.leaves(params)]
@@ -78,7 +62,7 @@ def save_best(run_dir: str, params: Any, record: Dict[str, Any]) -> None:
     np.savez(buffer, __record__=np.asarray(json.dumps(record)),
              **{f"leaf_{i}": x for i, x in enumerate(leaves)})
     os.makedirs(best_dir(run_dir), exist_ok=True)
-    _atomic_write_bytes(os.path.join(best_dir(run_dir), BEST_PARAMS), buffer.getvalue())
+    rd.atomic_write(os.path.join(best_dir(run_dir), BEST_PARAMS), buffer.getvalue())
     rd.atomic_write(os.path.join(best_dir(run_dir), BEST_JSON), json.dumps(record, indent=1))
 
 

@@ -34,7 +34,7 @@ import logging
 import os
 import sys
 import tempfile
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple, Union
 
 import jax
 import numpy as np
@@ -71,13 +71,14 @@ def is_run_dir(path: str) -> bool:
     return os.path.isdir(path) and os.path.exists(os.path.join(path, CONFIG))
 
 
-def atomic_write(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` so that a reader (or a crash) sees the old file or the new
-    one, never a torn one: a temporary file in the same directory, fsync, ``os.replace``."""
+def atomic_write(path: str, text: Union[str, bytes]) -> None:
+    """Write ``text`` (or bytes) to ``path`` so that a reader (or a crash) sees the old file or
+    the new one, never a torn one: a temporary file in the same directory, fsync,
+    ``os.replace``."""
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as f:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as f:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
