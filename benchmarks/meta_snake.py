@@ -1,19 +1,24 @@
-"""Snake 6x6 at the debiasing paper's budget: A2C vs biased vs debiased meta-gradients.
+"""Snake 6x6 at the debiasing paper's budget: A2C vs biased vs debiased meta-gradients, and
+K-step vs mixed meta-gradients at K = 3.
 
-The runs are two sweeps (``npigym sweep``, resumable: run the same command again after an
+The runs are four sweeps (``npigym sweep``, resumable: run the same command again after an
 interruption), 3 seeds per arm, 75M inner env steps per seed:
 
     npigym sweep examples/sweeps/snake-meta.yaml --dir runs/sweep-snake-meta   # ~50 min per arm
     npigym sweep examples/sweeps/snake-a2c.yaml --dir runs/sweep-snake-a2c
+    npigym sweep examples/sweeps/snake-kstep.yaml --dir runs/sweep-snake-kstep
+    npigym sweep examples/sweeps/snake-mixed.yaml --dir runs/sweep-snake-mixed
+    python benchmarks/meta_variance.py   # the two K = 3 estimators' variance at their checkpoints
 
 This script reads their trial directories (finished or not) and writes
 ``benchmarks/results/meta_snake.md`` (+ ``.json``, ``.png``): the final return per arm with the
 IQM and a 95 % stratified-bootstrap interval (rliable), the probability of improvement between
 arms, the learned discounts, the bias diagnostic (the mean advantage of the outer loss,
 ``meta_advantage``), learning curves
-with interval bands, and the paper's numbers beside them.
+with interval bands, and the paper's numbers beside them; for the K = 3 arms also the
+meta-gradient variance that ``meta_variance.py`` measured (its ``meta_variance.json``).
 
-    python benchmarks/meta_snake.py --meta runs/sweep-snake-meta --a2c runs/sweep-snake-a2c
+    python benchmarks/meta_snake.py
 
 A hand-written analysis between the ``analysis`` markers of the existing results file is kept.
 """
@@ -30,17 +35,22 @@ from meta_common import RESULTS, command, machine, table, write
 
 from npigym.experiments.config import load_config
 from npigym.experiments.logger import read_metrics
+from npigym.experiments.train import steps_per_call
 from npigym.sweeps.report import load_sweep
 from npigym.sweeps.runner import DONE
 
 # The paper's numbers (Bonnet, Midgley & Laterre 2022; its repository's logged CSVs, see
 # ../shared/research/metagrad.md 2.4): final return (mean of the last 5 of 200 eval points)
 # and final discount, mean +- std over 10 seeds.
+# The multi-step paper (Bonnet et al. 2021) gives no return numbers we could retrieve for its
+# K-step and mixed arms, only "about 3x less variance at similar or better return".
 PAPER = {"none": ("17.3 +- 0.2", "0.800"), "biased": ("24.9 +- 5.9", "0.964 +- 0.024"),
-         "debiased": ("34.1 +- 0.2", "0.996 +- 0.001")}
+         "debiased": ("34.1 +- 0.2", "0.996 +- 0.001"), "kstep3": ("-", "-"),
+         "mixed3": ("'similar or better' than K-step", "-")}
 ARMS = (("A2C (gamma fixed at 0.8)", "none"), ("biased meta-gradient", "biased"),
-        ("debiased meta-gradient (outer value)", "debiased"))
-COLORS = {"none": "C0", "biased": "C1", "debiased": "C2"}
+        ("debiased meta-gradient (outer value)", "debiased"),
+        ("K-step, K = 3 (debiased)", "kstep3"), ("mixed, K = 3 (uniform, debiased)", "mixed3"))
+COLORS = {"none": "C0", "biased": "C1", "debiased": "C2", "kstep3": "C3", "mixed3": "C4"}
 FINAL_FRACTION = 0.025  # the paper's last 5 of 200 points
 CURVE_POINTS = 60
 BEGIN, END = "<!-- analysis:begin -->", "<!-- analysis:end -->"
@@ -54,7 +64,14 @@ def inner_steps_per_call(config) -> int:
 
 
 def estimator(config) -> str:
-    return config.meta.estimator if config.meta.enabled else "none"
+    """The arm a run belongs to: none (A2C), biased, debiased, or kstepK / mixedK for the
+    meta-gradient through K > 1 inner updates."""
+    m = config.meta
+    if not m.enabled:
+        return "none"
+    if m.meta_steps > 1:
+        return f"{'mixed' if m.mixing != 'none' else 'kstep'}{m.meta_steps}"
+    return m.estimator
 
 
 def load_arms(dirs: List[str]) -> Tuple[Dict[str, List[Dict[str, Any]]], Dict[str, int]]:
@@ -116,6 +133,8 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--meta", default="runs/sweep-snake-meta", help="the meta arms' sweep")
     parser.add_argument("--a2c", default="runs/sweep-snake-a2c", help="the A2C arm's sweep")
+    parser.add_argument("--kstep", default="runs/sweep-snake-kstep", help="the K-step sweep")
+    parser.add_argument("--mixed", default="runs/sweep-snake-mixed", help="the mixed sweep")
     parser.add_argument("--reps", type=int, default=5000, help="bootstrap replications")
     parser.add_argument("--out", default="meta_snake")
     args = parser.parse_args()
@@ -129,7 +148,7 @@ def report(args: argparse.Namespace) -> None:
     from rliable import library as rly
     from rliable import metrics
 
-    arms, planned_seeds = load_arms([args.meta, args.a2c])
+    arms, planned_seeds = load_arms([args.meta, args.a2c, args.kstep, args.mixed])
     if not arms:
         raise SystemExit(f"no trial with metrics in {args.meta} or {args.a2c}: run the sweeps "
                          "first (see this script's docstring)")
@@ -147,7 +166,9 @@ def report(args: argparse.Namespace) -> None:
     rows, data = [], {"arms": {}, "command": command()}
     for label, est in order:
         runs = done[est]
-        planned = arms[est][0]["planned"] // (2 if arms[est][0]["config"].meta.enabled else 1)
+        first = arms[est][0]["config"]
+        planned = round(arms[est][0]["planned"] * inner_steps_per_call(first)
+                        / steps_per_call(first))
         running = [f"s{r['seed']}: {final(series(r, 'return')):.1f} at "
                    f"{inner_steps(r)[-1] / 1e6:.0f}M" for r in arms[est] if r not in runs]
         gammas = [final(series(r, "hp_discount")) if r["config"].meta.enabled
@@ -181,7 +202,9 @@ def report(args: argparse.Namespace) -> None:
 
     # Probability of improvement (rliable; P(X > Y) over the seed pairs, with a bootstrap CI).
     pairs = [(a, b) for a, b in (("debiased", "biased"), ("biased", "none"),
-                                 ("debiased", "none")) if a in scores and b in scores]
+                                 ("debiased", "none"), ("mixed3", "kstep3"),
+                                 ("kstep3", "debiased"), ("mixed3", "debiased"))
+             if a in scores and b in scores]
     poi_rows = []
     if pairs:
         pair_scores = {f"{a} > {b}": (scores[a], scores[b]) for a, b in pairs}
@@ -218,12 +241,19 @@ def report(args: argparse.Namespace) -> None:
     analysis = analysis or f"{BEGIN}\n(analysis to be written once the runs are done)\n{END}"
 
     md = [
-        "# Snake 6x6: A2C vs biased vs debiased meta-gradient, at the paper's budget", "",
+        "# Snake 6x6: A2C vs biased vs debiased meta-gradient, and K-step vs mixed, at the "
+        "paper's budget", "",
         "Commands (each resumes when run again):", "",
         "```bash",
         "npigym sweep examples/sweeps/snake-meta.yaml --dir runs/sweep-snake-meta  "
         "# biased + debiased, 3 seeds each",
         "npigym sweep examples/sweeps/snake-a2c.yaml --dir runs/sweep-snake-a2c    # A2C, 3 seeds",
+        "npigym sweep examples/sweeps/snake-kstep.yaml --dir runs/sweep-snake-kstep  "
+        "# K-step, K = 3, 3 seeds",
+        "npigym sweep examples/sweeps/snake-mixed.yaml --dir runs/sweep-snake-mixed  "
+        "# mixed, K = 3, 3 seeds",
+        "python benchmarks/meta_variance.py  # variance of both K = 3 estimators at the "
+        "checkpoints",
         data["command"],
         "```", "",
         f"Machine: {machine()}", "",
@@ -241,6 +271,7 @@ def report(args: argparse.Namespace) -> None:
     if poi_rows:
         md += ["Probability of improvement (rliable), final return:", "",
                table(poi_rows, list(poi_rows[0])), ""]
+    md += multistep_section(scores, point, interval, data)
     md += ["Curves: mean over seeds with a 95 % bootstrap band; unfinished seeds count up to "
            "where they are.", "",
            f"![return, discount and outer advantage]({os.path.basename(plot_png)})", "",
@@ -248,6 +279,46 @@ def report(args: argparse.Namespace) -> None:
     path = write(args.out, "\n".join(md) + "\n", data)
     print("\n".join(md[:-3]))
     print(f"\nwrote {path} and {plot_png}")
+
+
+def multistep_section(scores, point, interval, data) -> List[str]:
+    """Mixed vs K-step at K = 3: final return (from the table above) and the meta-gradient
+    variance across independent batches at the runs' checkpoints (``meta_variance.json``)."""
+    if not any(k in scores for k in ("kstep3", "mixed3")):
+        return []
+    lines = ["## Mixed vs K-step at K = 3", ""]
+    for est, label in (("kstep3", "K-step"), ("mixed3", "mixed")):
+        if est in scores:
+            lo, hi = interval[est][:, 0]
+            lines.append(f"- {label}: final return IQM {point[est][0]:.1f} [{lo:.1f}, {hi:.1f}] "
+                         f"over {len(scores[est])} seeds, 75M inner env steps each.")
+    path = os.path.join(RESULTS, "meta_variance.json")
+    rows = []
+    if os.path.exists(path):
+        import json
+
+        with open(path) as f:
+            saved = json.load(f)
+        rows = [r for r in saved.get("rows", []) if r.get("trained arm", "-") != "-"]
+        theta0 = [r for r in saved.get("rows", []) if r.get("trained arm", "-") == "-"]
+    if rows:
+        ratios = np.array([r["ratio"] for r in rows])
+        data["variance_ratio_kstep_over_mixed"] = {
+            "per_checkpoint": ratios.tolist(),
+            "geometric_mean": float(np.exp(np.log(ratios).mean()))}
+        lines += [
+            f"- **Meta-gradient variance** (`meta_variance.py`, [meta_variance.md]"
+            f"(meta_variance.md)): at {len(rows)} trained checkpoints the K-step estimator's "
+            f"variance is **{data['variance_ratio_kstep_over_mixed']['geometric_mean']:.2f}x** "
+            f"the mixed one's (geometric mean; per checkpoint {ratios.min():.2f}x to "
+            f"{ratios.max():.2f}x; {saved['args']['samples']} paired samples per estimator "
+            "at each, the same batches for both)"
+            + (f"; at theta_0 {theta0[0]['ratio']:.2f}x" if theta0 else "")
+            + ". The multi-step paper reports about 3x."]
+    else:
+        lines.append("- Meta-gradient variance: not measured yet (`python "
+                     "benchmarks/meta_variance.py` once the K = 3 sweeps have checkpoints).")
+    return [*lines, ""]
 
 
 def plot(arms: Dict[str, List[Dict[str, Any]]], order, name: str) -> str:
