@@ -13,7 +13,14 @@ training, each seed's greedy policy plays ``--eval-episodes`` fresh 5-digit inst
 time a seed reaches ``--target`` its env steps and training wall time (compile included) are
 recorded. Evaluation time is not counted as training time. Training stops when every seed has
 reached the target or after ``--minutes``; then every seed is evaluated at ``--lengths`` with the
-env's default step limit (it scales with the instance).
+env's default step limit (it scales with the instance), on the task and on each of the config's
+``eval_variants``.
+
+Canonicalize (``--env Canonicalize-v0``, settings ``macro`` and ``hierarchical``) trains on the
+seen car models; the target test plays the whole training distribution (every rotation distance,
+seen models), and the final table gives success per rotation distance (``--lengths``: the
+number of 15-degree moves from start to target, 1-8; ``all``: the training distribution) on
+seen and on unseen (held-out) models (the presets' ``eval_variants``).
 
 Usage::
 
@@ -21,6 +28,8 @@ Usage::
     .venv/bin/python benchmarks/learn_subprograms.py --setting hierarchical --seeds 2 --minutes 30
     .venv/bin/python benchmarks/learn_subprograms.py --env Sorting-v0 --setting macro \
         --lengths 5,10,20
+    .venv/bin/python benchmarks/learn_subprograms.py --env Canonicalize-v0 \
+        --setting hierarchical --seeds 3 --minutes 20
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ import shlex
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import jax
 import numpy as np
@@ -48,7 +57,8 @@ from npigym.experiments.train import init_fns, steps_per_call
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
-# Per env: each setting's preset, keys replaced in it, and the evaluation size of the 99 % test.
+# Per env: each setting's preset, keys replaced in it, the evaluation size of the 99 % test
+# (None: the task as the preset poses it) and the default sizes of the final table.
 SORTING_SIZES = {"min_length": 2, "max_length": 5}
 SETTINGS: Dict[str, Dict[str, Any]] = {
     "Addition-v0": {
@@ -56,6 +66,7 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
         "flat": ("addition-flat", {}),
         "hierarchical": ("addition-hierarchical", {}),
         "size": 5,
+        "lengths": "5,20,100,1000",
     },
     "Sorting-v0": {
         "macro": ("sorting-macro", {}),
@@ -63,6 +74,13 @@ SETTINGS: Dict[str, Dict[str, Any]] = {
             "modes": "flat", "reward": "dense", **SORTING_SIZES}}),
         "hierarchical": ("sorting-hierarchical", {}),
         "size": 5,
+        "lengths": "5,20,100,1000",
+    },
+    "Canonicalize-v0": {
+        "macro": ("canonicalize-macro", {}),
+        "hierarchical": ("canonicalize-hierarchical", {}),
+        "size": None,  # every rotation distance of the training distribution
+        "lengths": "all,1,2,3,4,5,6,7,8",
     },
 }
 
@@ -79,7 +97,9 @@ def main(argv: List[str]) -> int:
     p.add_argument("--target", type=float, default=0.99)
     p.add_argument("--eval-every", type=float, default=20.0, help="seconds of training")
     p.add_argument("--eval-episodes", type=int, default=200)
-    p.add_argument("--lengths", default="5,20,100,1000")
+    p.add_argument("--lengths", default=None,
+                   help="sizes of the final table, e.g. 5,20,100 ('all': the task as posed); "
+                        "default: the env's (5,20,100,1000; Canonicalize: all,1,...,8)")
     p.add_argument("--length-episodes", type=int, default=100)
     p.add_argument("--output", default=None)
     p.add_argument("--run-dir", default=None,
@@ -88,6 +108,8 @@ def main(argv: List[str]) -> int:
     p.add_argument("overrides", nargs="*", help="config key=value overrides")
     args = p.parse_args(argv)
 
+    if args.setting not in SETTINGS[args.env]:
+        p.error(f"{args.env} has no {args.setting} setting here")
     preset, replaced = SETTINGS[args.env][args.setting]
     size = SETTINGS[args.env]["size"]
     tree = {**PRESETS[preset], **replaced}
@@ -103,20 +125,25 @@ def main(argv: List[str]) -> int:
 
     if args.run_dir:
         save_run_dir(args.run_dir, config, state, calls, train_s)
-    lengths = [int(x) for x in args.lengths.split(",")]
+    lengths = [None if x.strip() == "all" else int(x)
+               for x in (args.lengths or SETTINGS[args.env]["lengths"]).split(",")]
     params = [select_seed(state.params, s) for s in range(args.seeds)]
     rows = length_table(config, params, lengths, args.length_episodes, greedy=True,
                         progress=True)
+    for variant in config.eval_variants:
+        rows += length_table(config, params, lengths, args.length_episodes, greedy=True,
+                             progress=True, variant=variant)
     write_results(args, argv, config, compile_s, train_s, calls * per_call, reached, rows,
                   curve, size)
     return 0
 
 
-def train_to_target(config, size: int, minutes: float, target: float = 0.99,
+def train_to_target(config, size: Optional[int], minutes: float, target: float = 0.99,
                     eval_every: float = 20.0, eval_episodes: int = 200,
                     min_minutes: float = 0.0) -> Dict[str, Any]:
     """Train ``config``'s agent (its seeds side by side, ``jax.vmap``) until every seed's greedy
-    policy reaches ``target`` success on ``eval_episodes`` fresh instances of ``size`` (checked
+    policy reaches ``target`` success on ``eval_episodes`` fresh instances of ``size`` (None:
+    the task as posed; checked
     every ``eval_every`` s of training), or for ``minutes`` of training.
 
     Returns ``{"state", "reached", "curve", "compile_s", "train_s", "calls", "per_call"}``:
@@ -168,7 +195,8 @@ def train_to_target(config, size: int, minutes: float, target: float = 0.99,
                 if reached[s] is None and rates[-1] >= target:
                     reached[s] = (steps, train_s)
             point["eval_success"] = rates
-            print(f"  {train_s:7.0f} s  {steps:>12,} steps  greedy success at {size}: "
+            print(f"  {train_s:7.0f} s  {steps:>12,} steps  greedy success at "
+                  f"{size or 'the task'}: "
                   f"{' '.join(f'{r:.3f}' for r in rates)}  (training sampled: "
                   f"{' '.join(f'{r:.3f}' for r in point['train_success'])})"
                   + (f" per program {point['program_success']}"
@@ -211,8 +239,8 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     lines += ["", f"Compile + first call: {compile_s:.0f} s. Trained {steps:,} env steps per "
                   f"seed in {train_s:.0f} s ({args.seeds} seeds side by side).", "",
               f"## Env steps and training wall time to {args.target:.0%} greedy success at "
-              f"{size} (evaluated every {args.eval_every:.0f} s on {args.eval_episodes} "
-              "instances)", "",
+              f"{size or 'the training distribution'} (evaluated every "
+              f"{args.eval_every:.0f} s on {args.eval_episodes} instances)", "",
               "| seed | env steps | wall time, s |", "|---|---|---|"]
     for s, r in enumerate(reached):
         lines.append(f"| {config.seed + s} | {r[0]:,} | {r[1]:.0f} |" if r else
@@ -221,7 +249,13 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     lines += ["", "Wall time counts training only (compile included; evaluation excluded); "
                   "seeds share the 2 cores, so one seed alone runs about that many times "
                   "faster.", "", "## Success per size (greedy policy, default step limit)", "",
-              format_table(rows), "## Learning curve (greedy success at the evaluation points)",
+              format_table([r for r in rows if "variant" not in r],
+                           f"the task: {config.env} {dict(config.env_kwargs)}"
+                           if config.eval_variants else "")]
+    for variant, kwargs in config.eval_variants.items():
+        lines += [format_table([r for r in rows if r.get("variant") == variant],
+                               f"variant {variant}: {dict(kwargs)}")]
+    lines += ["## Learning curve (greedy success at the evaluation points)",
               "", "| train s | env steps | " + " | ".join(f"seed {config.seed + s}" for s in
                                                           range(args.seeds)) + " |",
               "|---|---|" + "---|" * args.seeds]

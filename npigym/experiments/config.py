@@ -92,6 +92,11 @@ class TrainConfig:
         eval_lengths: instance sizes of the final evaluation (the env's size knobs).
         eval_episodes: episodes per size.
         eval_greedy: evaluate the greedy (argmax) policy instead of sampling.
+        eval_variants: ``{name: {env keyword: value}}``: the final evaluation (and ``npigym
+            eval``) also evaluates, at every size, the task as ``env_kwargs`` poses it with
+            these keywords replaced, one table per variant after the task's own, e.g.
+            ``{unseen: {split: unseen}}`` for Canonicalize's held-out car models. The
+            instances are drawn from the same keys as the task's own (paired comparison).
         keep_best: at every checkpoint (and at the end), evaluate each seed's greedy policy
             on a fixed validation set (``best_episodes`` instances at size ``best_size``,
             drawn from keys the final evaluation does not use) and keep each seed's best
@@ -131,6 +136,7 @@ class TrainConfig:
     eval_lengths: Tuple[int, ...] = (5, 20, 100, 1000)
     eval_episodes: int = 100
     eval_greedy: bool = True
+    eval_variants: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     keep_best: bool = False
     best_size: Optional[int] = None
     best_episodes: int = 100
@@ -219,6 +225,62 @@ PRESETS: Dict[str, Dict[str, Any]] = {
         "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
                     "frame_step_features": 0, "previous_action": True,
                     "previous_invalid": True, "ordinal_encoding": True},
+    },
+    # Canonicalize, macro (NPI section 4.3 on rendered cars): HGOTO and VGOTO run as builtin
+    # macro actions, so GOTO's job is the fixed call sequence HGOTO, VGOTO, RETURN; the pose
+    # matters only inside the builtins. A memoryless frame that sees its previous call knows
+    # where it is in that sequence, so it needs no picture: the image is the smallest the env
+    # renders (8 x 8) and goes flat into the MLP (no CNN). The network cannot be told to
+    # ignore the image, though, and trained on the 64 models of the seen catalogue it keyed
+    # some decisions on them: 100 % on seen models at every distance, on unseen ones 84-92 %
+    # (seed 0), 97-99 % (seed 1), 100 % (seed 2) (learn_canonicalize_macro_catalogue64.md). So
+    # training draws a fresh model of the seen half of the parameter space every episode
+    # (train_env_kwargs num_models=None; never an unseen one), and evaluation plays the
+    # 64-model seen and unseen catalogues (eval_variants) at every rotation distance 1-8 (the
+    # 15-degree moves from start to target; 8 is the farthest of the paper's distribution)
+    # (benchmarks/results/learn_canonicalize_macro.md).
+    "canonicalize-macro": {
+        "env": "Canonicalize-v0", "env_kwargs": {"modes": "macro", "image_size": 8},
+        "train_env_kwargs": {"num_models": None},
+        "eval_lengths": [1, 2, 3, 4, 5, 6, 7, 8],
+        "eval_variants": {"unseen": {"split": "unseen"}},
+        "a2c": {"num_envs": 64, "rollout_length": 16, "learning_rate": 1e-3},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "previous_action": True, "conv_channels": [], "conv_kernels": [],
+                    "conv_strides": []},
+    },
+    # Canonicalize, hierarchical: the agent executes every program and sees the pose only
+    # through the rendered image, so every decision below GOTO is a perception one (HGOTO:
+    # left, right or already aligned; LGOTO: one more ACT or RETURN; likewise vertically).
+    # The Addition / Sorting recipe: frame credit with each program's postcondition bonus and
+    # the dense progress reward of its subtree, every program its own task, callees first,
+    # memoryless frames that see their previous call and whether it was refused (a caller's
+    # call sequence is then a function of what it sees), fresh seen-half models every
+    # training episode as canonicalize-macro. A 16 x 16 render through a two-layer patch CNN
+    # keeps the poses apart (at 8 x 8 two poses of a model can differ by 0.02 in L1) at a
+    # cost a 2-core CPU trains in minutes. No reverse curriculum (curriculum_max_forced=0):
+    # with it, a frame's previous_action feature records the agent's sampled action, not the
+    # expert's forced one, and UGOTO (one ACT(UP) from the lowest level) stayed at 50 %.
+    # Without the KL-from-uniform penalty and previous_invalid UGOTO stayed at 0 % for 7
+    # minutes, so VGOTO never unlocked; with both (added together, not separated) every
+    # program passed 90 % within 2.5 minutes (one seed). The suspected cause: ACT's
+    # direction collapsing onto DGOTO's DOWN, refused at the lowest level
+    # (benchmarks/results/learn_canonicalize_hierarchical.md).
+    "canonicalize-hierarchical": {
+        "env": "Canonicalize-v0", "env_kwargs": {"image_size": 16, "reward": "dense"},
+        "train_env_kwargs": {"num_models": None},
+        "eval_lengths": [1, 2, 3, 4, 5, 6, 7, 8],
+        "eval_variants": {"unseen": {"split": "unseen"}},
+        "curriculum": {"GOTO": 1, "HGOTO": 1, "VGOTO": 1, "LGOTO": 1, "RGOTO": 1,
+                       "UGOTO": 1, "DGOTO": 1},
+        "curriculum_unlock": 0.8,
+        "a2c": {"num_envs": 64, "rollout_length": 32, "learning_rate": 1e-3,
+                "credit": "frame", "postcondition_bonus": 1.0, "subtree_reward": True,
+                "uniform_kl_cost": 0.01},
+        "network": {"core": "none", "encoder_layers": [64], "head_layers": [64],
+                    "previous_action": True, "previous_invalid": True,
+                    "conv_channels": [16, 32],
+                    "conv_kernels": [4, 3], "conv_strides": [2, 1]},
     },
     # Composition (benchmarks/composition.py). MUL over ADD as one macro action: the Addition
     # expert by default, a learned ADD with skills={ADD: <skill or run dir>}. MUL is a function
@@ -346,6 +408,7 @@ def validate(config: TrainConfig) -> None:
            "best_size and best_episodes need keep_best=true")
     _check(all(length >= 1 for length in config.eval_lengths), "eval_lengths must be >= 1")
     _check(config.eval_episodes >= 1, "eval_episodes must be >= 1")
+    _check_eval_variants(config)
     for name in ("num_envs", "rollout_length", "updates_per_call"):
         _check(getattr(a, name) >= 1, f"a2c.{name} must be >= 1, not {getattr(a, name)}")
     _check(a.learning_rate > 0 and math.isfinite(a.learning_rate),
@@ -389,6 +452,22 @@ def validate(config: TrainConfig) -> None:
         check_meta_config(config.meta, {k: getattr(a, k) for k in LEARNABLE}, a.num_envs)
     except ValueError as e:
         raise ConfigError(str(e)) from None
+
+
+def _check_eval_variants(config: TrainConfig) -> None:
+    if not config.eval_variants:
+        return
+    keywords = env_keywords(config.env)
+    for name, kwargs in config.eval_variants.items():
+        _check(bool(name.strip()), "eval_variants names must be non-empty strings")
+        _check(isinstance(kwargs, Mapping) and all(isinstance(k, str) for k in kwargs),
+               f"eval_variants.{name} must be a mapping of env keywords to values (e.g. "
+               f"{{unseen: {{split: unseen}}}}), not {kwargs!r}")
+        _check(bool(kwargs), f"eval_variants.{name} changes nothing: give it env keywords")
+        unknown = [k for k in kwargs if keywords and k not in keywords]
+        _check(not unknown, f"eval_variants.{name}: {', '.join(map(repr, unknown))} "
+                            f"{'is not a keyword' if len(unknown) == 1 else 'are not keywords'}"
+                            f" of {config.env}; it takes: {', '.join(keywords)}")
 
 
 _SIZE_CURRICULUM_KEYS = ("size_curriculum_start", "size_curriculum_factor",

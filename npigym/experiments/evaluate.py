@@ -3,13 +3,16 @@
     npigym eval RUN_DIR --lengths 5,20,100,1000 [--episodes 100] [--sample] [--checkpoint best]
 
 prints and saves (``eval.md``, ``eval.json`` in the run directory) a table of success rate,
-mean return and episode length per size for each trained seed. Episodes use the env's default
-step limit, which scales with the instance (twice the hierarchical expert's worst case).
+mean return and episode length per size for each trained seed, and one more table for each of
+the config's ``eval_variants`` (e.g. Canonicalize's unseen car models; ``eval.json`` keeps them
+under ``variants``). Episodes use the env's default step limit, which scales with the instance
+(twice the hierarchical expert's worst case).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -95,16 +98,31 @@ def evaluate(env: Any, network: Network, params: Any, key: chex.PRNGKey, num_epi
                       time.perf_counter() - start)
 
 
+def variant_config(config: TrainConfig, variant: Optional[str]) -> TrainConfig:
+    """``config`` with the env keywords of its eval variant ``variant`` (None: itself)."""
+    if variant is None:
+        return config
+    if variant not in config.eval_variants:
+        raise ConfigError(f"no eval variant {variant!r}; the config has: "
+                          f"{', '.join(config.eval_variants) or 'none'}")
+    return dataclasses.replace(config, env_kwargs={**config.env_kwargs,
+                                                   **config.eval_variants[variant]})
+
+
 def length_table(config: TrainConfig, params_per_seed: Sequence[Any],
                  lengths: Sequence[Optional[int]], episodes: int, greedy: bool = True,
-                 seed: int = 0, progress: bool = False) -> List[Dict[str, Any]]:
+                 seed: int = 0, progress: bool = False,
+                 variant: Optional[str] = None) -> List[Dict[str, Any]]:
     """Evaluate every seed's params at every size; one row per (size, seed).
 
     ``lengths`` may hold ``None``: the env as configured (for envs without size knobs).
+    ``variant``: one of ``config.eval_variants`` (the env with its keywords replaced; the
+    instances are drawn from the same keys), its rows marked ``variant``.
     """
     from npigym.agents.networks import make_network
     from npigym.experiments.factory import make_env
 
+    config = variant_config(config, variant)
     rows = []
     for length in lengths:
         env = make_env(config, size=length, whole_task=True)
@@ -119,10 +137,12 @@ def length_table(config: TrainConfig, params_per_seed: Sequence[Any],
                        steps=float(np.mean(out["length"])),
                        truncated=float(np.mean(out["truncated"])),
                        seconds=round(time.perf_counter() - start, 2))
+            if variant is not None:
+                row["variant"] = variant
             rows.append(row)
             if progress:
-                print(f"  size {length}: seed {row['seed']} success {row['success']:.3f} "
-                      f"({row['seconds']:.1f} s)", flush=True)
+                print(f"  {f'{variant}, ' if variant else ''}size {length}: seed {row['seed']} "
+                      f"success {row['success']:.3f} ({row['seconds']:.1f} s)", flush=True)
     return rows
 
 
@@ -177,26 +197,33 @@ def load_run(path: str, step: Optional[int] = None, best: bool = False):
 def evaluate_run(path: str, lengths: Sequence[Optional[int]], episodes: int,
                  greedy: bool = True, save: bool = True, progress: bool = True,
                  best: bool = False) -> str:
-    """Evaluate a run directory at ``lengths``; print, save and return the markdown table.
+    """Evaluate a run directory at ``lengths``; print, save and return the markdown table
+    (one table more per ``eval_variants`` entry of the run's config).
 
     With ``best``, the run's best checkpoint (``keep_best``), saved as ``eval_best.md`` and
     ``eval_best.json`` (with each seed's call and validation score)."""
     config, _, params, record = load_run(path, best=best)
     rows = length_table(config, params, lengths, episodes, greedy, progress=progress)
+    variants = {name: length_table(config, params, lengths, episodes, greedy,
+                                   progress=progress, variant=name)
+                for name in config.eval_variants}
     mode = "greedy" if greedy else "sampled"
     which = ""
     if best:
         calls = ", ".join(f"seed {s['seed']} from call {s['call']}" for s in record["seeds"])
         which = f", best checkpoint: {calls}"
-    table = format_table(rows, f"{config.env} {dict(config.env_kwargs)}: success rate per "
-                               f"instance size ({mode} policy, {episodes} episodes per size"
-                               f"{which})")
+    how = f"success rate per instance size ({mode} policy, {episodes} episodes per size{which})"
+    table = format_table(rows, f"{config.env} {dict(config.env_kwargs)}: {how}")
+    for name, variant_rows in variants.items():
+        table += "\n" + format_table(
+            variant_rows, f"variant {name} {dict(config.eval_variants[name])}: {how}")
     if save:
         md, js = (rd.EVAL_BEST_MD, rd.EVAL_BEST_JSON) if best else (rd.EVAL_MD, rd.EVAL_JSON)
         with open(os.path.join(path, md), "w") as f:
             f.write(table)
         with open(os.path.join(path, js), "w") as f:
             json.dump({"greedy": greedy, "rows": rows,
+                       **({"variants": variants} if variants else {}),
                        **({"best": record} if best else {})}, f, indent=1)
     return table
 

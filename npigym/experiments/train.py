@@ -87,7 +87,7 @@ def first_non_finite(metrics: Dict[str, Any]) -> Optional[Tuple[str, float, Tupl
 
 # Keys a resumed run may change: how long it runs and what it logs, not what it trains.
 RESUMABLE_KEYS = ("total_env_steps", "time_limit_s", "checkpoint_every", "eval_lengths",
-                  "eval_episodes", "eval_greedy")
+                  "eval_episodes", "eval_greedy", "eval_variants")
 # Keys that do not change the compiled training functions (``build`` ignores them).
 UNBUILT_KEYS = (*RESUMABLE_KEYS, "keep_best", "best_size", "best_episodes")
 
