@@ -315,7 +315,9 @@ class Rollout(NamedTuple):
         invalid: ``[T + 1, B]`` the step that produced the observation was an invalid no-op
             (the env's ``extras["invalid_action"]``; False where the observation starts an
             episode and in envs that do not report invalid actions).
-        action: ``[T, B, ...]`` actions taken.
+        action: ``[T, B, ...]`` actions taken: the policy's samples, except on a curriculum's
+            forced steps, where they are the expert's that the env executed
+            (``extras["executed_action"]``).
         reward: ``[T, B]`` env reward plus shaping (plus, with ``subtree_reward``, the env
             reward of the decision's callees).
         discount: ``[T, B]`` env discount (0 at termination, 1 otherwise).
@@ -386,6 +388,13 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
                                  invalid=actor.invalid)
         action = out.policy.action
         env_state, ts = env.step(actor.env_state, action)
+        if "executed_action" in ts.extras:
+            # A reverse curriculum's expert made this decision on forced steps: the rollout,
+            # and the acting frame's previous decision, hold the call that was made (the loss
+            # ignores forced steps, and its unroll records the same actions).
+            action = ts.extras["executed_action"].astype(action.dtype)
+            if network.config.previous_action:
+                core = network.record(core, action)
         last = ts.last()
         invalid = jnp.asarray(ts.extras.get("invalid_action", jnp.zeros_like(last)), bool)
         truncated = last & (ts.discount > 0)

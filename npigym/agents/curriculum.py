@@ -95,7 +95,9 @@ class SubprogramStartWrapper(Wrapper):
             (and everything they call), ``k = 0`` in half the episodes and otherwise uniform in
             ``[1, max_forced]``, but never ``P``'s own RETURN; the agent finishes ``P``. Those
             steps are flagged ``extras["forced"]``; the agent's network sees them (its memory
-            stays that of a frame that made them) but the loss ignores them. The learning
+            stays that of a frame that made them: ``extras["executed_action"]``, every step,
+            is the action the env executed, the expert's where forced, for the learner to
+            record instead of its own sample) but the loss ignores them. The learning
             signal is still only the reward: the expert sets up start states, it is never
             imitated. 0 turns it off.
         unlock_threshold: callees first (see the module docstring): a program of ``weights``
@@ -263,7 +265,9 @@ class SubprogramStartWrapper(Wrapper):
                            forced_left=jnp.where(use_sub, forced, 0), key=key,
                            success=success, opened=opened)
         extras = {**root_ts.extras, "start_program": program,
-                  "forced": jnp.zeros((), bool)}
+                  "forced": jnp.zeros((), bool),
+                  # (no step was executed; the same leaves as a step's extras)
+                  "executed_action": jnp.zeros(4, jnp.int32)}
         return start, restart(obs, extras)
 
     def step(self, state: StartState, action: chex.Array) -> Tuple[StartState, TimeStep]:
@@ -283,6 +287,7 @@ class SubprogramStartWrapper(Wrapper):
         extras["success"] = jnp.where(ended, ts.extras["postcondition"], ts.extras["success"])
         extras["start_program"] = state.program
         extras["forced"] = forcing
+        extras["executed_action"] = action
         ts = ts.replace(
             step_type=jnp.where(ended, StepType.LAST, ts.step_type),
             discount=jnp.where(ended, jnp.zeros_like(ts.discount), ts.discount),

@@ -384,7 +384,8 @@ class FrameStackCore(hk.Module):
 
 
     def record(self, state: CoreState, action_id: chex.Array) -> CoreState:
-        """Remember ``action_id`` as the previous decision of the frame that just acted."""
+        """Remember ``action_id`` as the previous decision of the frame that just acted
+        (replacing what was recorded for that decision, if anything was)."""
         if not self.num_actions:
             return state
         slot = jax.nn.one_hot(state.depth, self.max_depth, dtype=bool)
@@ -727,7 +728,11 @@ class Network(NamedTuple):
     - ``unroll(params, state, obs, first, actions, invalid=None) -> StepOutput``: evaluate the
       actions of a time-major sequence ``[T, B]`` (teacher forcing), the loss's pass;
     - ``value(params, state, obs, first, invalid=None) -> (value, outer_value)``: values of
-      one batch of observations from ``state``, without changing it.
+      one batch of observations from ``state``, without changing it;
+    - ``record(state, action) -> CoreState`` (no params needed): ``state`` with ``action`` as
+      the previous decision of each env's acting frame (``NetworkConfig.previous_action``;
+      otherwise ``state`` itself). ``step`` records the action it returns; a caller whose
+      env executed another one (a curriculum's forced step) records that one over it.
 
     ``invalid`` (shaped like ``first``): the env step that produced ``obs`` was an invalid
     no-op (``extras["invalid_action"]``). Only ``NetworkConfig.previous_invalid`` reads it;
@@ -741,6 +746,7 @@ class Network(NamedTuple):
     value: Callable[..., Tuple[chex.Array, chex.Array]]
     info: EnvInfo
     config: NetworkConfig
+    record: Optional[Callable[[CoreState, chex.Array], CoreState]] = None
 
 
 def make_network(env: Any, config: Optional[NetworkConfig] = None) -> Network:
@@ -799,4 +805,11 @@ def make_network(env: Any, config: Optional[NetworkConfig] = None) -> Network:
     def initial(batch_size: int) -> CoreState:
         return initial_state.apply({}, batch_size)
 
-    return Network(init, initial, step_fn, unroll_fn, value_fn, info, config)
+    record_fn = hk.without_apply_rng(hk.transform(
+        lambda state, action: ActorCriticNet(info, config, name="actor_critic").record(
+            state, action)))
+
+    def record(state: CoreState, action: chex.Array) -> CoreState:
+        return record_fn.apply({}, state, action)
+
+    return Network(init, initial, step_fn, unroll_fn, value_fn, info, config, record)

@@ -259,8 +259,9 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # training episode as canonicalize-macro. A 16 x 16 render through a two-layer patch CNN
     # keeps the poses apart (at 8 x 8 two poses of a model can differ by 0.02 in L1) at a
     # cost a 2-core CPU trains in minutes. No reverse curriculum (curriculum_max_forced=0):
-    # with it, a frame's previous_action feature records the agent's sampled action, not the
-    # expert's forced one, and UGOTO (one ACT(UP) from the lowest level) stayed at 50 %.
+    # with it UGOTO (one ACT(UP) from the lowest level) stayed at 50 %, at a time when a
+    # frame's previous_action feature recorded the agent's sampled action on forced steps
+    # instead of the expert's that ran (fixed since; not re-tried with the fix).
     # Without the KL-from-uniform penalty and previous_invalid UGOTO stayed at 0 % for 7
     # minutes, so VGOTO never unlocked; with both (added together, not separated) every
     # program passed 90 % within 2.5 minutes (one seed). The suspected cause: ACT's

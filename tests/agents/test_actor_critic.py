@@ -352,6 +352,46 @@ def test_train__reports_program_success_to_an_unlocking_curriculum():
     assert summarize(metrics)["program_open"].tolist() == opened[-1].tolist()
 
 
+def test_rollout__records_the_executed_action_on_a_curriculums_forced_steps():
+    """With a reverse curriculum the env executes the expert's action on forced steps: the
+    rollout stores that one, and the acting frame's previous decision (``previous_action``)
+    names it, not the policy's sample; elsewhere both are the sample, as without forcing."""
+    from npigym.agents.actor_critic import init_actor, make_env
+    from npigym.agents.curriculum import SubprogramStartWrapper
+
+    base = npigym.make("Addition-v0", max_digits=2)
+    env = SubprogramStartWrapper(base, {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+                                 max_forced=4)
+    network = make_network(env, dataclasses.replace(TINY_NET, previous_action=True))
+    config = A2CConfig(num_envs=16, rollout_length=1, credit="frame")
+    train_env = make_env(env)
+    actor = jax.jit(lambda k: init_actor(train_env, network, k, 16))(jax.random.PRNGKey(0))
+    params = jax.jit(network.init)(jax.random.PRNGKey(1), actor.obs, actor.first)
+    rollout = jax.jit(make_rollout(train_env, network, config))
+
+    @jax.jit
+    def sample_and_expert(actor, key):  # what env_step samples with the same key
+        _, out = network.step(params, actor.core, actor.obs, actor.first,
+                              jax.random.split(key, 1)[0], invalid=actor.invalid)
+        return out.policy.action, jax.vmap(base.expert_action)(actor.env_state.inner)
+
+    rows = np.arange(16)
+    forced_steps = overridden = 0
+    for t in range(12):
+        key = jax.random.PRNGKey(10 + t)
+        sampled, expert = (np.asarray(x) for x in sample_and_expert(actor, key))
+        actor, batch = rollout(params, actor, key)
+        forced, action = np.asarray(batch.forced[0]), np.asarray(batch.action[0])
+        np.testing.assert_array_equal(action[forced], expert[forced])
+        np.testing.assert_array_equal(action[~forced], sampled[~forced])
+        _, _, previous = actor.core.frames
+        np.testing.assert_array_equal(np.asarray(previous)[rows, np.asarray(actor.core.depth)],
+                                      action[:, 0])
+        forced_steps += forced.sum()
+        overridden += (forced & (sampled[:, 0] != expert[:, 0])).sum()
+    assert forced_steps > 0 and overridden > 0  # the sample would have named another call
+
+
 def test_summarize__pools_over_calls_and_says_nan_when_no_episode_ended():
     metrics = {"episodes": np.array([[2.0], [0.0]]), "return_sum": np.array([[3.0], [0.0]]),
                "length_sum": np.array([[10.0], [0.0]]), "success_sum": np.array([[1.0], [0.0]]),

@@ -56,6 +56,35 @@ def test_curriculum__sub_episodes_end_at_the_programs_return_with_its_postcondit
     assert (forced < length).all() and forced.max() > 0  # the agent always RETURNs itself
 
 
+def test_curriculum__reports_the_executed_action_the_experts_where_forced():
+    """``extras["executed_action"]`` is the action the env stepped: the expert's on a forced
+    step, the agent's otherwise; reset reports the same leaves (auto-reset needs them)."""
+    from npigym.envs.machine.library import RETURN_ID
+
+    env = npigym.make("Addition-v0", max_digits=4)
+    wrapper = SubprogramStartWrapper(env, {"ADD1": 1, "CARRY": 1, "LSHIFT": 1}, max_forced=4)
+    agent = jnp.array([RETURN_ID, 0, 0, 0], jnp.int32)
+
+    @jax.jit
+    def first_step(key):
+        state, reset_ts = wrapper.reset(key)
+        expert = env.expert_action(state.inner)
+        _, ts = wrapper.step(state, agent)
+        return reset_ts.extras, ts.extras, expert
+
+    reset_extras, extras, expert = jax.vmap(first_step)(
+        jax.random.split(jax.random.PRNGKey(5), 32))
+    assert jax.tree.structure(reset_extras) == jax.tree.structure(extras)
+    for a, b in zip(jax.tree.leaves(reset_extras), jax.tree.leaves(extras)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+    forced = np.asarray(extras["forced"])
+    executed, expert = np.asarray(extras["executed_action"]), np.asarray(expert)
+    assert forced.any() and (~forced).any() and (expert[forced, 0] != RETURN_ID).all()
+    np.testing.assert_array_equal(executed[forced], expert[forced])
+    np.testing.assert_array_equal(executed[~forced],
+                                  np.broadcast_to(agent, executed[~forced].shape))
+
+
 def test_curriculum__a_program_is_drawn_as_often_as_weighted_and_at_several_calls():
     """CARRY is not called by every instance: instances without a carry are replaced, not
     turned into whole-task episodes, and the start is one of its first max_skip + 1 calls."""

@@ -223,6 +223,29 @@ def test_network__frame_stack_starts_callees_fresh_and_resumes_callers(addition)
     np.testing.assert_allclose(resumed.value, direct.value, rtol=1e-6)
 
 
+def test_network__record_replaces_the_acting_frames_previous_decision(addition):
+    """``record`` after ``step`` (a curriculum's forced step: the env executed another action)
+    leaves the state a step that took that action would have; without ``previous_action``
+    it changes nothing."""
+    env, plain, plain_params, _, ts = addition
+    net = make_network(env, dataclasses.replace(TINY, previous_action=True))
+    params = jax.jit(net.init)(jax.random.PRNGKey(1), ts.observation, jnp.ones((8,), bool))
+    first, key = jnp.ones((8,), bool), jax.random.PRNGKey(0)
+    step = jax.jit(net.step)
+    sampled_state, out = step(params, net.initial_state(8), ts.observation, first, key)
+    other = out.policy.action.at[:, 0].set((out.policy.action[:, 0] + 1) % env.library.num_programs)
+    taken_state, _ = step(params, net.initial_state(8), ts.observation, first, key,
+                          action=other)
+    recorded = jax.jit(net.record)(sampled_state, other)
+    assert not np.array_equal(sampled_state.frames[2], taken_state.frames[2])
+    for a, b in zip(jax.tree.leaves(recorded), jax.tree.leaves(taken_state)):
+        np.testing.assert_array_equal(a, b)
+    state, _ = jax.jit(plain.step)(plain_params, plain.initial_state(8), ts.observation, first,
+                                   key)
+    for a, b in zip(jax.tree.leaves(plain.record(state, other)), jax.tree.leaves(state)):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("memory", [
     {}, {"previous_action": True, "frame_step_features": 4},
     # the addition-hierarchical preset's kind of network: no core, step counts, thermometers
