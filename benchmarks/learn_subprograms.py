@@ -35,12 +35,14 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -102,6 +104,12 @@ def main(argv: List[str]) -> int:
                         "default: the env's (5,20,100,1000; Canonicalize: all,1,...,8)")
     p.add_argument("--length-episodes", type=int, default=100)
     p.add_argument("--output", default=None)
+    p.add_argument("--keep-best", type=int, default=None, metavar="SIZE",
+                   help="at every evaluation point also score each seed on a fixed validation "
+                        "set at this size and keep its best params (keep_best); the final "
+                        "table is then given for the final and for the kept params (paired)")
+    p.add_argument("--best-episodes", type=int, default=100,
+                   help="validation instances for --keep-best")
     p.add_argument("--run-dir", default=None,
                    help="also save the config and the final training state there as a run "
                         "directory (for npigym eval / play / train --resume)")
@@ -114,11 +122,14 @@ def main(argv: List[str]) -> int:
     size = SETTINGS[args.env]["size"]
     tree = {**PRESETS[preset], **replaced}
     config = load_config(None, [f"num_seeds={args.seeds}", *args.overrides], base=tree)
+    if args.keep_best is not None:
+        config = dataclasses.replace(config, keep_best=True, best_size=args.keep_best,
+                                     best_episodes=args.best_episodes)
     print(f"{args.env} {args.setting}: {config.env_kwargs}, {args.seeds} seeds, "
           f"{steps_per_call(config):,} env steps per seed per call", flush=True)
     run = train_to_target(config, size, minutes=args.minutes, target=args.target,
                           eval_every=args.eval_every, eval_episodes=args.eval_episodes,
-                          min_minutes=args.min_minutes)
+                          min_minutes=args.min_minutes, run_dir=args.run_dir)
     state, reached, curve = run["state"], run["reached"], run["curve"]
     compile_s, train_s, calls, per_call = (run["compile_s"], run["train_s"], run["calls"],
                                            run["per_call"])
@@ -133,22 +144,35 @@ def main(argv: List[str]) -> int:
     for variant in config.eval_variants:
         rows += length_table(config, params, lengths, args.length_episodes, greedy=True,
                              progress=True, variant=variant)
+    best = None
+    if run["keeper"] is not None:  # the same instances, played by each seed's kept params
+        kept = [select_seed(run["keeper"].params, s) for s in range(args.seeds)]
+        print("each seed's best-by-validation params:", flush=True)
+        best = {"seeds": run["keeper"].seeds,
+                "rows": length_table(config, kept, lengths, args.length_episodes, greedy=True,
+                                     progress=True)}
     write_results(args, argv, config, compile_s, train_s, calls * per_call, reached, rows,
-                  curve, size)
+                  curve, size, best)
     return 0
 
 
 def train_to_target(config, size: Optional[int], minutes: float, target: float = 0.99,
                     eval_every: float = 20.0, eval_episodes: int = 200,
-                    min_minutes: float = 0.0) -> Dict[str, Any]:
+                    min_minutes: float = 0.0, run_dir: Optional[str] = None
+                    ) -> Dict[str, Any]:
     """Train ``config``'s agent (its seeds side by side, ``jax.vmap``) until every seed's greedy
     policy reaches ``target`` success on ``eval_episodes`` fresh instances of ``size`` (None:
     the task as posed; checked
     every ``eval_every`` s of training), or for ``minutes`` of training.
 
-    Returns ``{"state", "reached", "curve", "compile_s", "train_s", "calls", "per_call"}``:
-    ``reached[s]`` is ``(env steps, training wall time)`` of seed ``s``'s first success (None
-    if never); wall time counts training only (compile included, evaluation excluded).
+    With ``config.keep_best``, each evaluation point also scores every seed on the validation
+    set (``npigym.experiments.best.BestKeeper``, saved under ``run_dir`` or a temporary
+    directory) and keeps its best params.
+
+    Returns ``{"state", "reached", "curve", "compile_s", "train_s", "calls", "per_call",
+    "keeper"}``: ``reached[s]`` is ``(env steps, training wall time)`` of seed ``s``'s first
+    success (None if never); wall time counts training only (compile included, evaluation
+    excluded); ``keeper`` is the ``BestKeeper`` (None without ``keep_best``).
     """
     seeds = config.num_seeds
     env = make_env(config)
@@ -161,6 +185,11 @@ def train_to_target(config, size: Optional[int], minutes: float, target: float =
 
     start = time.perf_counter()
     state = jax.jit(init)()
+    keeper = None
+    if config.keep_best:
+        from npigym.experiments.best import BestKeeper
+        keeper = BestKeeper(config, run_dir or tempfile.mkdtemp(prefix="learn_best_"),
+                            jax.eval_shape(init).params)
     state, metrics = train_call(state)
     jax.block_until_ready(state)
     compile_s = time.perf_counter() - start
@@ -180,11 +209,17 @@ def train_to_target(config, size: Optional[int], minutes: float, target: float =
         point = {"env_steps": steps, "train_s": round(train_s, 1),
                  "train_success": [summarize(select_seed(metrics, s))["success"]
                                    for s in range(seeds)]}
+        # Where the env steps went: the episodes that ended in this call, by start program,
+        # and those cut by the step limit.
+        point["ended_steps"] = pooled["ended_steps"]
+        point["truncated_steps"] = pooled["truncated_steps"]
         if "program_success" in pooled and len(config.curriculum) > 1:
             names = env.unwrapped.library.names
             point["program_success"] = {names[i]: round(float(r), 3) for i, r in
                                         enumerate(pooled["program_success"])
                                         if pooled["program_episodes"][i] > 0}
+            point["program_steps"] = {names[i]: float(n) for i, n in
+                                      enumerate(pooled["program_steps"]) if n > 0}
         if train_s - last_eval >= eval_every:
             last_eval = train_s
             rates = []
@@ -195,18 +230,28 @@ def train_to_target(config, size: Optional[int], minutes: float, target: float =
                 if reached[s] is None and rates[-1] >= target:
                     reached[s] = (steps, train_s)
             point["eval_success"] = rates
+            if keeper is not None:
+                point["validation_success"] = keeper.consider(
+                    calls, steps, state.params)["validation_success_per_seed"]
             print(f"  {train_s:7.0f} s  {steps:>12,} steps  greedy success at "
                   f"{size or 'the task'}: "
                   f"{' '.join(f'{r:.3f}' for r in rates)}  (training sampled: "
                   f"{' '.join(f'{r:.3f}' for r in point['train_success'])})"
+                  + (f" validation at {config.best_size}: "
+                     f"{' '.join(f'{r:.3f}' for r in point['validation_success'])}"
+                     if "validation_success" in point else "")
                   + (f" per program {point['program_success']}"
                      if "program_success" in point else ""), flush=True)
             if all(r is not None for r in reached) and train_s >= min_minutes * 60:
                 curve.append(point)
                 break
         curve.append(point)
+    if keeper is not None and not (curve and "validation_success" in curve[-1]):
+        scores = keeper.consider(calls, calls * per_call, state.params)  # the final params
+        if curve:
+            curve[-1]["validation_success"] = scores["validation_success_per_seed"]
     return dict(state=state, reached=reached, curve=curve, compile_s=compile_s,
-                train_s=train_s, calls=calls, per_call=per_call)
+                train_s=train_s, calls=calls, per_call=per_call, keeper=keeper)
 
 
 def save_run_dir(path: str, config, state, calls: int, train_s: float) -> None:
@@ -224,7 +269,34 @@ def save_run_dir(path: str, config, state, calls: int, train_s: float) -> None:
     print(f"run directory: {path}", flush=True)
 
 
-def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, curve, size):
+def step_share_lines(curve: List[Dict[str, Any]]) -> List[str]:
+    """A table of where the env steps went between evaluation points (all seeds pooled): the
+    share of the ended episodes' steps by start program, and the share in episodes the step
+    limit cut."""
+    if not curve or "ended_steps" not in curve[0]:
+        return []
+    programs = sorted({p for point in curve for p in point.get("program_steps", {})})
+    lines = ["", "## Where the env steps went (episodes that ended, all seeds pooled)", "",
+             "| train s | " + "".join(f"{p} episodes | " for p in programs)
+             + "truncated episodes |", "|---|" + "---|" * (len(programs) + 1)]
+    span: List[Dict[str, Any]] = []
+    for point in curve:
+        span.append(point)
+        if "eval_success" not in point and point is not curve[-1]:
+            continue
+        ended = sum(p["ended_steps"] for p in span)
+        if ended > 0:
+            share = [sum(p.get("program_steps", {}).get(name, 0.0) for p in span) / ended
+                     for name in programs]
+            cut = sum(p["truncated_steps"] for p in span) / ended
+            lines.append(f"| {span[0]['train_s']:.0f}-{point['train_s']:.0f} | "
+                         + "".join(f"{x:.0%} | " for x in share) + f"{cut:.0%} |")
+        span = []
+    return lines
+
+
+def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, curve, size,
+                  best=None):
     name = f"learn_{args.env.split('-')[0].lower()}_{args.setting}"
     out = Path(args.output) if args.output else RESULTS / f"{name}.md"
     if out.suffix != ".md":  # --output names the table; the JSON goes next to it
@@ -255,6 +327,13 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     for variant, kwargs in config.eval_variants.items():
         lines += [format_table([r for r in rows if r.get("variant") == variant],
                                f"variant {variant}: {dict(kwargs)}")]
+    if best is not None:
+        kept = ", ".join(f"seed {b['seed']}: {b['env_steps']:,.0f} steps ({b['success']:.3f})"
+                         for b in best["seeds"])
+        lines += [format_table(best["rows"], f"each seed's best params by validation success "
+                                             f"at size {config.best_size} "
+                                             f"({config.best_episodes} instances; {kept}), "
+                                             "on the same instances as the table above")]
     lines += ["## Learning curve (greedy success at the evaluation points)",
               "", "| train s | env steps | " + " | ".join(f"seed {config.seed + s}" for s in
                                                           range(args.seeds)) + " |",
@@ -263,6 +342,7 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
         if "eval_success" in point:
             lines.append(f"| {point['train_s']:.0f} | {point['env_steps']:,} | "
                          + " | ".join(f"{r:.3f}" for r in point["eval_success"]) + " |")
+    lines += step_share_lines(curve)
     load = os.getloadavg()
     lines += ["", "## Machine", "", f"- {platform.processor() or platform.machine()}, "
               f"{os.cpu_count()} cores; load average at the end {load[0]:.1f}",
@@ -274,7 +354,7 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     out.write_text("\n".join(lines))
     with open(out.with_suffix(".json"), "w") as f:
         json.dump({"reached": reached, "rows": rows, "curve": curve, "compile_s": compile_s,
-                   "train_s": train_s, "steps": steps}, f, indent=1)
+                   "train_s": train_s, "steps": steps, "best": best}, f, indent=1)
     print(f"wrote {out}")
 
 

@@ -695,13 +695,21 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
                        length_sum=jnp.sum(jnp.where(whole, batch.episode_length, 0)
                                           ).astype(jnp.float32),
                        success_sum=jnp.sum(whole & batch.episode_success),
-                       truncated=jnp.sum(batch.truncated), reward_sum=jnp.sum(batch.reward))
+                       truncated=jnp.sum(batch.truncated), reward_sum=jnp.sum(batch.reward),
+                       # Where the env steps go: the lengths of the episodes that ended here
+                       # (all of them, and those cut by the step limit, whose steps taught
+                       # the task nothing it solved).
+                       ended_steps=jnp.sum(batch.episode_length).astype(jnp.float32),
+                       truncated_steps=jnp.sum(jnp.where(batch.truncated, batch.episode_length,
+                                                         0)).astype(jnp.float32))
         if num_programs:
-            # Episodes and successes per start program (a curriculum's tasks).
+            # Episodes, successes and env steps per start program (a curriculum's tasks).
             onehot = jax.nn.one_hot(batch.episode_program, num_programs) * batch.last[..., None]
             metrics["program_episodes"] = jnp.sum(onehot, axis=(0, 1))
             metrics["program_success_sum"] = jnp.sum(
                 onehot * batch.episode_success[..., None], axis=(0, 1))
+            metrics["program_steps"] = jnp.sum(onehot * batch.episode_length[..., None],
+                                               axis=(0, 1))
             if update_curriculum is not None:
                 actor = actor._replace(env_state=update_curriculum(
                     actor.env_state, metrics["program_episodes"],
@@ -715,6 +723,13 @@ def make_train(env: Any, network: Network, config: A2CConfig) -> Trainer:
         return jax.lax.scan(train_step, state, None, config.updates_per_call)
 
     return Trainer(init, train, rollout_fn, update_fn, network, train_env, config)
+
+
+# Metrics that ``summarize`` pools over updates (sums and per-program vectors); the others are
+# averaged.
+POOLED_METRICS = ("episodes", "return_sum", "length_sum", "success_sum", "program_episodes",
+                  "program_success_sum", "program_open", "program_steps", "ended_steps",
+                  "truncated_steps")
 
 
 def summarize(metrics: Dict[str, Any]) -> Dict[str, float]:
@@ -732,17 +747,20 @@ def summarize(metrics: Dict[str, Any]) -> Dict[str, float]:
     for name, total in (("return", "return_sum"), ("length", "length_sum"),
                         ("success", "success_sum")):
         out[name] = float(m[total].sum() / episodes) if episodes else math.nan
+    for name in ("ended_steps", "truncated_steps"):
+        if name in m:
+            out[name] = float(m[name].sum())
     if "program_episodes" in m:
         n = m["program_episodes"].reshape(-1, m["program_episodes"].shape[-1]).sum(0)
         s = m["program_success_sum"].reshape(-1, n.shape[0]).sum(0)
         out["program_episodes"] = n
         out["program_success"] = np.where(n > 0, s / np.maximum(n, 1), np.nan)
+        if "program_steps" in m:
+            out["program_steps"] = m["program_steps"].reshape(-1, n.shape[0]).sum(0)
     if "program_open" in m:  # at the last update
         out["program_open"] = m["program_open"].reshape(-1, m["program_open"].shape[-1])[-1]
-    pooled = ("episodes", "return_sum", "length_sum", "success_sum", "program_episodes",
-              "program_success_sum", "program_open")
     for k, v in m.items():
-        if k not in pooled:
+        if k not in POOLED_METRICS:
             out[k] = float(v.mean())
     return out
 

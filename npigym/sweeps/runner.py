@@ -205,8 +205,9 @@ def final_metric(run_dir: str, metric: Any) -> Dict[str, Any]:
 def available_metrics(trainer_train: Callable[[Any], Any], init: Callable[[], Any]) -> List[str]:
     """Names a run's records hold, from the compiled program's outputs (no compile)."""
     _, metrics = jax.eval_shape(trainer_train, jax.eval_shape(init))
+    # Sums a record gives as means (return_sum -> return) and per-program vectors.
     pooled = {"episodes", "return_sum", "length_sum", "success_sum", "program_episodes",
-              "program_success_sum", "program_open"}
+              "program_success_sum", "program_open", "program_steps"}
     return sorted({*EPISODE_METRICS, "episodes", "steps_per_s", "env_steps",
                    *(k for k in metrics if k not in pooled)})
 

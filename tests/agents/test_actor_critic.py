@@ -352,6 +352,28 @@ def test_train__reports_program_success_to_an_unlocking_curriculum():
     assert summarize(metrics)["program_open"].tolist() == opened[-1].tolist()
 
 
+def test_train__accounts_for_the_env_steps_by_start_program_and_truncation():
+    """``ended_steps`` / ``truncated_steps`` / ``program_steps`` say where the env steps went:
+    with a step limit of 3, every truncated episode took exactly 3 steps, and the steps per
+    start program add up to the steps of all the episodes that ended."""
+    from npigym.agents.curriculum import SubprogramStartWrapper
+
+    env = SubprogramStartWrapper(npigym.make("Addition-v0", max_digits=2, time_limit=3),
+                                 {"ADD": 1, "ADD1": 1})
+    trainer = make_train(env, make_network(env, TINY_NET),
+                         A2CConfig(num_envs=8, rollout_length=8, updates_per_call=2,
+                                   credit="frame"))
+    _, metrics = jax.jit(trainer.train)(jax.jit(trainer.init)(jax.random.PRNGKey(0)))
+    out = summarize(jax.device_get(metrics))
+    assert metrics["truncated"].sum() > 0
+    assert out["truncated_steps"] == 3 * float(metrics["truncated"].sum())
+    assert 0 < out["truncated_steps"] <= out["ended_steps"]
+    assert out["program_steps"].sum() == out["ended_steps"]
+    lib = env.library
+    assert set(np.flatnonzero(out["program_steps"])) <= {lib.id("ADD"), lib.id("ADD1")}
+    assert out["ended_steps"] >= out["length"] * out["episodes"]
+
+
 def test_rollout__records_the_executed_action_on_a_curriculums_forced_steps():
     """With a reverse curriculum the env executes the expert's action on forced steps: the
     rollout stores that one, and the acting frame's previous decision (``previous_action``)

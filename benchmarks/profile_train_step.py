@@ -1,0 +1,164 @@
+"""Where a training update's time goes, for the hierarchical presets (issue 31).
+
+For a preset (default ``addition-hierarchical``), at several splits of the same batch
+(``num_envs x rollout_length``), in one process so the ratios compare on this noisy CPU:
+
+1. **env only**: the preset's training env (curriculum wrappers included) stepped with random
+   valid actions in a jitted ``lax.scan``, as many steps as one update's rollout;
+2. **rollout**: the trainer's own rollout (env + the acting network + the truncation
+   bootstrap + the subtree reward);
+3. **loss + update**: the loss, its gradient and the optimizer step on a fixed rollout;
+4. **train call**: ``updates_per_call`` whole updates as training runs them (``lax.scan``).
+
+Each is one warm-up call (the compile) then the median of ``--repeats`` timed calls. The
+env steps per second of a row are the update's env steps over its median time; the shares
+say what part of a whole update (row 4 per update) each part takes.
+
+Usage::
+
+    .venv/bin/python benchmarks/profile_train_step.py
+    .venv/bin/python benchmarks/profile_train_step.py --preset sorting-hierarchical
+    .venv/bin/python benchmarks/profile_train_step.py --quick   # smoke run, meaningless numbers
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import shlex
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Tuple
+
+import jax
+import jax.numpy as jnp
+
+from npigym.agents.random import program_action_from_word
+from npigym.envs.machine.generator import hash_stream, seed_word
+from npigym.experiments.config import PRESETS, load_config
+from npigym.experiments.factory import make_agent, make_env
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> Tuple[float, float]:
+    """``(first call s, median of repeats s)``."""
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return first, statistics.median(times)
+
+
+def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: int,
+            repeats: int) -> Dict[str, Any]:
+    config = load_config(preset, [f"a2c.num_envs={num_envs}",
+                                  f"a2c.rollout_length={rollout_length}",
+                                  f"a2c.updates_per_call={updates_per_call}"])
+    env = make_env(config)
+    _, trainer = make_agent(config, env)
+    train_env = trainer.env  # the vmapped auto-reset env the trainer steps
+    state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
+    unwrapped = env.unwrapped
+
+    @jax.jit
+    def env_only(env_state, obs, key):
+        def body(carry, i):
+            env_state, obs = carry
+            words = hash_stream(seed_word(key), i * num_envs + jnp.arange(num_envs))
+            action = jax.vmap(lambda w, o: program_action_from_word(unwrapped, w, o))(words, obs)
+            env_state, ts = train_env.step(env_state, action)
+            return (env_state, ts.observation), ts.reward
+        return jax.lax.scan(body, (env_state, obs), jnp.arange(rollout_length))
+
+    rollout = jax.jit(trainer.rollout)
+    _, batch = rollout(state.params, state.actor, jax.random.PRNGKey(1))
+    update = jax.jit(trainer.update)
+    train = jax.jit(trainer.train)
+
+    actor = state.actor
+    out: Dict[str, Any] = {"num_envs": num_envs, "rollout_length": rollout_length,
+                           "steps_per_update": num_envs * rollout_length}
+    out["env_first"], out["env"] = timed(
+        lambda: env_only(actor.env_state, actor.obs, jax.random.PRNGKey(2)), repeats)
+    out["rollout_first"], out["rollout"] = timed(
+        lambda: rollout(state.params, actor, jax.random.PRNGKey(1)), repeats)
+    out["update_first"], out["update"] = timed(
+        lambda: update(state.params, state.opt_state, batch, state.hyper), repeats)
+    first, call = timed(lambda: train(state), repeats)
+    out["train_first"], out["train_call"] = first, call
+    out["train"] = call / updates_per_call
+    out["env_steps_per_s"] = out["steps_per_update"] / out["train"]
+    return out
+
+
+def main(argv: List[str]) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="addition-hierarchical",
+                   choices=sorted(k for k in PRESETS if "hierarchical" in k))
+    p.add_argument("--splits", default="128x32,256x16,512x8,64x64",
+                   help="num_envs x rollout_length pairs (the preset's first)")
+    p.add_argument("--updates-per-call", type=int, default=20)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--quick", action="store_true", help="tiny sizes; a smoke run")
+    p.add_argument("--output", default=None)
+    args = p.parse_args(argv)
+    splits = [tuple(int(x) for x in s.split("x")) for s in args.splits.split(",")]
+    if args.quick:
+        splits, args.updates_per_call, args.repeats = [(8, 4)], 2, 1
+
+    start = time.perf_counter()
+    rows = []
+    for num_envs, length in splits:
+        row = profile(args.preset, num_envs, length, args.updates_per_call, args.repeats)
+        rows.append(row)
+        print(f"{num_envs} x {length}: env {row['env'] * 1e3:.1f} ms, rollout "
+              f"{row['rollout'] * 1e3:.1f} ms, update {row['update'] * 1e3:.1f} ms, "
+              f"per update in training {row['train'] * 1e3:.1f} ms "
+              f"({row['env_steps_per_s']:,.0f} env steps/s)", flush=True)
+
+    out = Path(args.output) if args.output else RESULTS / f"profile_{args.preset}.md"
+    lines = [f"# Where a training update's time goes: `{args.preset}`", "",
+             "One update = a rollout of the batch (env + acting network) and the loss, its "
+             "gradient and the optimizer step. Milliseconds are medians of "
+             f"{args.repeats} calls; shares are of a whole update as training runs it "
+             f"(a `lax.scan` of {args.updates_per_call} updates per call).", "",
+             "| batch (envs x steps) | env only, ms (share) | rollout, ms (share) | loss + "
+             "update, ms (share) | whole update, ms | env steps / s | vs the preset's "
+             "split |", "|---|---|---|---|---|---|---|"]
+    base = rows[0]["env_steps_per_s"]
+    for r in rows:
+        def cell(name, r=r):
+            return f"{r[name] * 1e3:.1f} ({r[name] / r['train']:.0%})"
+        lines.append(f"| {r['num_envs']} x {r['rollout_length']} | {cell('env')} | "
+                     f"{cell('rollout')} | {cell('update')} | {r['train'] * 1e3:.1f} | "
+                     f"{r['env_steps_per_s']:,.0f} | {r['env_steps_per_s'] / base:.2f}x |")
+    load = os.getloadavg()
+    lines += ["", "The rollout includes the env; the parts measured alone need not add up "
+                  "to the whole (a scanned update fuses them and skips the host).", "",
+              "## Machine", "",
+              f"- {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load "
+              f"average at the end {load[0]:.1f}; {time.perf_counter() - start:.0f} s in all",
+              f"- JAX {jax.__version__}, {jax.default_backend()}; Python "
+              f"{platform.python_version()}",
+              f"- date {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC", "", "## Command", "",
+              "```", ".venv/bin/python benchmarks/profile_train_step.py "
+              + " ".join(shlex.quote(a) for a in argv), "```", ""]
+    if not args.quick or args.output:
+        out.write_text("\n".join(lines))
+        print(f"wrote {out}")
+    else:
+        print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
