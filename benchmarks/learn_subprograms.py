@@ -305,7 +305,7 @@ def write_results(args, argv, config, compile_s, train_s, steps, reached, rows, 
     lines = [f"# {args.env}, {args.setting}: learning to call subprograms from reward alone", ""]
     shown = {name: getattr(config, name) for name in (
         "env_kwargs", "train_env_kwargs", "curriculum", "curriculum_max_skip",
-        "curriculum_max_forced", "curriculum_unlock")}
+        "curriculum_max_forced", "curriculum_unlock", "curriculum_starts")}
     shown.update(a2c=dict(config.a2c.__dict__), network=dict(config.network.__dict__))
     lines.append(f"Config: `{json.dumps(shown, default=str)}`")
     lines += ["", f"Compile + first call: {compile_s:.0f} s. Trained {steps:,} env steps per "

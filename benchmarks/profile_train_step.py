@@ -18,6 +18,8 @@ Usage::
 
     .venv/bin/python benchmarks/profile_train_step.py
     .venv/bin/python benchmarks/profile_train_step.py --preset sorting-hierarchical
+    .venv/bin/python benchmarks/profile_train_step.py --splits 128x32 --variant '' \
+        --variant curriculum_starts=shadow
     .venv/bin/python benchmarks/profile_train_step.py --quick   # smoke run, meaningless numbers
 """
 
@@ -59,8 +61,8 @@ def timed(fn: Callable[[], Any], repeats: int) -> Tuple[float, float]:
 
 
 def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: int,
-            repeats: int) -> Dict[str, Any]:
-    config = load_config(preset, [f"a2c.num_envs={num_envs}",
+            repeats: int, overrides: List[str] = ()) -> Dict[str, Any]:
+    config = load_config(preset, [*overrides, f"a2c.num_envs={num_envs}",
                                   f"a2c.rollout_length={rollout_length}",
                                   f"a2c.updates_per_call={updates_per_call}"])
     env = make_env(config)
@@ -85,7 +87,8 @@ def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: i
     train = jax.jit(trainer.train)
 
     actor = state.actor
-    out: Dict[str, Any] = {"num_envs": num_envs, "rollout_length": rollout_length,
+    out: Dict[str, Any] = {"overrides": " ".join(overrides), "num_envs": num_envs,
+                           "rollout_length": rollout_length,
                            "steps_per_update": num_envs * rollout_length}
     out["env_first"], out["env"] = timed(
         lambda: env_only(actor.env_state, actor.obs, jax.random.PRNGKey(2)), repeats)
@@ -106,6 +109,10 @@ def main(argv: List[str]) -> int:
                    choices=sorted(k for k in PRESETS if "hierarchical" in k))
     p.add_argument("--splits", default="128x32,256x16,512x8,64x64",
                    help="num_envs x rollout_length pairs (the preset's first)")
+    p.add_argument("--variant", action="append", default=None, metavar="OVERRIDES",
+                   help="config overrides of a variant (space-separated key=value words; "
+                        "repeat the option for several; '' is the preset as it is), each "
+                        "profiled at every split (default: the preset alone)")
     p.add_argument("--updates-per-call", type=int, default=20)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="tiny sizes; a smoke run")
@@ -117,13 +124,16 @@ def main(argv: List[str]) -> int:
 
     start = time.perf_counter()
     rows = []
-    for num_envs, length in splits:
-        row = profile(args.preset, num_envs, length, args.updates_per_call, args.repeats)
-        rows.append(row)
-        print(f"{num_envs} x {length}: env {row['env'] * 1e3:.1f} ms, rollout "
-              f"{row['rollout'] * 1e3:.1f} ms, update {row['update'] * 1e3:.1f} ms, "
-              f"per update in training {row['train'] * 1e3:.1f} ms "
-              f"({row['env_steps_per_s']:,.0f} env steps/s)", flush=True)
+    for variant in args.variant or [""]:
+        for num_envs, length in splits:
+            row = profile(args.preset, num_envs, length, args.updates_per_call, args.repeats,
+                          variant.split())
+            rows.append(row)
+            print(f"{variant or 'the preset'}, {num_envs} x {length}: env "
+                  f"{row['env'] * 1e3:.1f} ms, rollout "
+                  f"{row['rollout'] * 1e3:.1f} ms, update {row['update'] * 1e3:.1f} ms, "
+                  f"per update in training {row['train'] * 1e3:.1f} ms "
+                  f"({row['env_steps_per_s']:,.0f} env steps/s)", flush=True)
 
     out = Path(args.output) if args.output else RESULTS / f"profile_{args.preset}.md"
     lines = [f"# Where a training update's time goes: `{args.preset}`", "",
@@ -131,14 +141,15 @@ def main(argv: List[str]) -> int:
              "gradient and the optimizer step. Milliseconds are medians of "
              f"{args.repeats} calls; shares are of a whole update as training runs it "
              f"(a `lax.scan` of {args.updates_per_call} updates per call).", "",
-             "| batch (envs x steps) | env only, ms (share) | rollout, ms (share) | loss + "
-             "update, ms (share) | whole update, ms | env steps / s | vs the preset's "
-             "split |", "|---|---|---|---|---|---|---|"]
+             "| overrides | batch (envs x steps) | env only, ms (share) | rollout, ms (share) "
+             "| loss + update, ms (share) | whole update, ms | env steps / s | vs the first "
+             "row |", "|---|---|---|---|---|---|---|---|"]
     base = rows[0]["env_steps_per_s"]
     for r in rows:
         def cell(name, r=r):
             return f"{r[name] * 1e3:.1f} ({r[name] / r['train']:.0%})"
-        lines.append(f"| {r['num_envs']} x {r['rollout_length']} | {cell('env')} | "
+        lines.append(f"| {r['overrides'] or 'the preset'} | {r['num_envs']} x "
+                     f"{r['rollout_length']} | {cell('env')} | "
                      f"{cell('rollout')} | {cell('update')} | {r['train'] * 1e3:.1f} | "
                      f"{r['env_steps_per_s']:,.0f} | {r['env_steps_per_s'] / base:.2f}x |")
     load = os.getloadavg()

@@ -66,6 +66,8 @@ class StartState:
             average of what the learner reported; 0 until reported).
         opened: (num_programs,) bool, the programs whose episodes are drawn (with the weights
             given to the wrapper); the others' weight is 0.
+        walk: with ``starts="shadow"``, the expert's background walk (:class:`ShadowWalk`);
+            None otherwise.
     """
 
     inner: State
@@ -75,6 +77,32 @@ class StartState:
     key: chex.PRNGKey
     success: chex.Array
     opened: chex.Array
+    walk: Any = None
+
+
+@chex.dataclass
+class ShadowWalk:
+    """The expert's background walk of :class:`SubprogramStartWrapper` (``starts="shadow"``).
+
+    Attributes:
+        state: the machine state of the walk's instance.
+        done: () bool, that instance is finished (the walk goes on with the next episode's
+            fresh instance).
+        calls: (num_programs,) int32, the calls of each program the walk has made in it.
+        pick: (num_programs,) int32, which call of each program (1 to ``max_skip + 1``,
+            drawn per instance) becomes that program's start; an instance with fewer calls
+            gives its last.
+        starts: per program (leading axis ``num_programs``), the walk's state just before
+            the picked call: where that program's next episodes start.
+        has_start: (num_programs,) bool, ``starts`` holds one for that program.
+    """
+
+    state: State
+    done: chex.Array
+    calls: chex.Array
+    pick: chex.Array
+    starts: State
+    has_start: chex.Array
 
 
 class SubprogramStartWrapper(Wrapper):
@@ -85,11 +113,26 @@ class SubprogramStartWrapper(Wrapper):
             not a flat posing).
         weights: ``{program name: weight}``, how often episodes start in each program (the
             root's name for whole-task episodes). Programs must be agent-executed.
-        max_skip: start at one of the first ``max_skip + 1`` calls of the chosen program,
-            uniformly among those the instance makes.
-        max_prefix_steps: cap on the expert steps run before the start; when ``P`` is not
-            called within it, in the instance or in the spare one that replaces an instance
-            without a call (e.g. no column needs a CARRY), the episode starts at the root.
+        max_skip: (``starts="prefix"``) start at one of the first ``max_skip + 1`` calls of
+            the chosen program, uniformly among those the instance makes.
+        max_prefix_steps: (``starts="prefix"``) cap on the expert steps run before the
+            start; when ``P`` is not called within it, in the instance or in the spare one
+            that replaces an instance without a call (e.g. no column needs a CARRY), the
+            episode starts at the root. (``starts="shadow"``: the expert steps of the first
+            episode's walk, run in ``reset``.)
+        starts: where a subprogram's start state comes from. ``"prefix"``: the expert runs
+            from a fresh instance up to the chosen call in the episode's reset (a
+            ``lax.while_loop`` of up to ``max_prefix_steps`` expert steps for every env the
+            batched auto-reset resets). ``"shadow"``: every env also carries a background
+            walk of the expert over fresh instances, one expert step per env step, keeping
+            per program the state before one of its first ``max_skip + 1`` calls in the
+            walk's instance (drawn uniformly per instance); an episode of ``P`` starts from
+            the latest such state (the root if the walk has not met ``P`` yet). A reset then
+            costs one call instead of the prefix: with the addition-hierarchical preset the
+            env steps of a training update cost about a ninth of the prefix mode's
+            (``benchmarks/results/profile_addition-hierarchical.md``). Consecutive episodes
+            of ``P`` in an env can start from the same state until the walk passes the next
+            instance's picked call.
         max_forced: a *reverse curriculum* inside the start frame (Florensa et al. 2017;
             Salimans & Chen 2018): the expert also makes the first ``k`` decisions of ``P``
             (and everything they call), ``k = 0`` in half the episodes and otherwise uniform in
@@ -109,8 +152,11 @@ class SubprogramStartWrapper(Wrapper):
 
     def __init__(self, env: Any, weights: Mapping[str, float], max_skip: int = 2,
                  max_prefix_steps: int = 64, max_forced: int = 0,
-                 unlock_threshold: float = 0.0, success_decay: float = 0.95):
+                 unlock_threshold: float = 0.0, success_decay: float = 0.95,
+                 starts: str = "prefix"):
         super().__init__(env)
+        if starts not in ("prefix", "shadow"):
+            raise ValueError(f"starts must be 'prefix' or 'shadow', not {starts!r}")
         base = getattr(env, "unwrapped", env)
         if not getattr(base, "has_expert", False):
             raise ValueError("a subprogram curriculum needs the env's expert; it is not "
@@ -147,6 +193,11 @@ class SubprogramStartWrapper(Wrapper):
         self._base_weights = jnp.asarray(probs, jnp.float32)
         self._callees = jnp.asarray(callees)
         self._initially_open = jnp.asarray(opened)
+        self.starts = starts
+        # Programs whose calls the shadow walk records (the root's episodes need none).
+        startable = in_curriculum.copy()
+        startable[library.root] = False
+        self._startable = jnp.asarray(startable)
         self.max_skip = int(max_skip)
         self.max_prefix_steps = int(max_prefix_steps)
         self.max_forced = int(max_forced)
@@ -158,13 +209,33 @@ class SubprogramStartWrapper(Wrapper):
         """A first episode: only the programs open from the start (all, without gating).
         ``size`` caps the instances' size (``ProgramEnv.reset``; a size curriculum's)."""
         success = jnp.zeros((self.library.num_programs,), jnp.float32)
-        return self._start(key, success, self._initially_open, size)
+        shadow = None
+        if self.starts == "shadow":
+            # The first episode's walk: up to max_prefix_steps expert steps of a spare
+            # instance, run here once (later episodes inherit the walk as it goes on).
+            first, _ = (self._env.reset(_derived_key(key)) if size is None
+                        else self._env.reset(_derived_key(key), size=size))
+            num = self.library.num_programs
+            shadow = self._new_walk(first, key, ShadowWalk(
+                state=first, done=jnp.zeros((), bool), calls=jnp.zeros((num,), jnp.int32),
+                pick=jnp.ones((num,), jnp.int32),
+                starts=jax.tree.map(lambda x: jnp.broadcast_to(x, (num, *x.shape)), first),
+                has_start=jnp.zeros((num,), bool)))
+
+            def cond(carry):
+                n, walk = carry
+                return ~walk.done & (n < self.max_prefix_steps)
+
+            _, shadow = jax.lax.while_loop(
+                cond, lambda c: (c[0] + 1, self._advance_shadow(c[1])),
+                (jnp.zeros((), jnp.int32), shadow))
+        return self._start(key, success, self._initially_open, size, shadow)
 
     def next_episode(self, state: StartState, key: chex.PRNGKey,
                      size: Optional[chex.Array] = None) -> Tuple[StartState, TimeStep]:
         """The episode after ``state``'s: ``reset(key)``, but drawn with, and keeping, the
         curriculum's current open programs and success rates (auto-reset wrappers call this)."""
-        return self._start(key, state.success, state.opened, size)
+        return self._start(key, state.success, state.opened, size, state.walk)
 
     def update_curriculum(self, state: StartState, episodes: chex.Array,
                           successes: chex.Array) -> StartState:
@@ -197,8 +268,34 @@ class SubprogramStartWrapper(Wrapper):
         """What the learner logs of a batch of states after :meth:`update_curriculum`."""
         return {"program_open": state.opened[0]}
 
+    def _new_walk(self, instance: State, key: chex.PRNGKey, walk: ShadowWalk) -> ShadowWalk:
+        """``walk`` gone on to ``instance``, with fresh picks drawn from ``key``."""
+        words = hash_stream(seed_word(key), 300 + jnp.arange(self.library.num_programs))
+        pick = 1 + (words % jnp.uint32(self.max_skip + 1)).astype(jnp.int32)
+        return walk.replace(state=instance, done=jnp.zeros((), bool),
+                            calls=jnp.zeros_like(walk.calls), pick=pick)
+
+    def _advance_shadow(self, walk: ShadowWalk) -> ShadowWalk:
+        """One expert step of the shadow walk (none once its instance is finished), first
+        keeping the state as a start of the program the expert is about to call, up to that
+        program's picked call."""
+        env = self._env
+        action = env.expert_action(walk.state)
+        calls = ((jnp.arange(self.library.num_programs) == action[0]) & self._startable
+                 & ~walk.done)
+        keep = calls & (walk.calls < walk.pick)
+        starts = jax.tree.map(
+            lambda slots, x: jnp.where(keep.reshape((-1,) + (1,) * x.ndim), x[None], slots),
+            walk.starts, walk.state)
+        stepped, ts = env.step(walk.state, action)
+        state = jax.tree.map(lambda a, b: jnp.where(walk.done, b, a), stepped, walk.state)
+        return walk.replace(state=state, done=walk.done | ts.last(),
+                            calls=walk.calls + calls.astype(jnp.int32), starts=starts,
+                            has_start=walk.has_start | keep)
+
     def _start(self, key: chex.PRNGKey, success: chex.Array, opened: chex.Array,
-               size: Optional[chex.Array] = None) -> Tuple[StartState, TimeStep]:
+               size: Optional[chex.Array] = None, shadow: Optional[ShadowWalk] = None
+               ) -> Tuple[StartState, TimeStep]:
         env = self._env
 
         def reset(k):
@@ -212,6 +309,14 @@ class SubprogramStartWrapper(Wrapper):
         program = jnp.minimum(jnp.searchsorted(cdf, u, side="right"),
                               self.library.num_programs - 1).astype(jnp.int32)
         is_root = program == self.library.root
+        if shadow is not None:
+            state = jax.tree.map(lambda x: x[program], shadow.starts)
+            found = shadow.has_start[program]
+            # A finished walk goes on with this episode's fresh instance.
+            walk = jax.tree.map(lambda a, b: jnp.where(shadow.done, a, b),
+                                self._new_walk(root_state, key, shadow), shadow)
+            return self._begin(key, word, success, opened, program, is_root, state, found,
+                               root_state, root_ts, {"walk": walk})
         calls_to_pick_from = self.max_skip + 1
 
         # Run the expert and pick the call of `program` to start at: one of its first
@@ -245,7 +350,13 @@ class SubprogramStartWrapper(Wrapper):
         _, _, _, seen, state, _ = jax.lax.while_loop(
             cond, body, (root_state, jnp.zeros((), bool), zero, zero, root_state,
                          jnp.ones((), bool)))
-        found = seen > 0
+        return self._begin(key, word, success, opened, program, is_root, state, seen > 0,
+                           root_state, root_ts, {})
+
+    def _begin(self, key, word, success, opened, program, is_root, state, found, root_state,
+               root_ts, extra) -> Tuple[StartState, TimeStep]:
+        """The episode: ``program``'s call made from ``state`` (if ``found``), else the root."""
+        env = self._env
         # Make the call: the agent starts in the callee's fresh frame.
         called, called_ts = env.step(state, env.expert_action(state))
         use_sub = found & ~is_root
@@ -263,7 +374,7 @@ class SubprogramStartWrapper(Wrapper):
         forced = jnp.where(self.max_forced > 0, forced, 0)
         start = StartState(inner=inner, start_depth=inner.stack.depth, program=program,
                            forced_left=jnp.where(use_sub, forced, 0), key=key,
-                           success=success, opened=opened)
+                           success=success, opened=opened, **extra)
         extras = {**root_ts.extras, "start_program": program,
                   "forced": jnp.zeros((), bool),
                   # (no step was executed; the same leaves as a step's extras)
@@ -280,6 +391,8 @@ class SubprogramStartWrapper(Wrapper):
         forced_left = jnp.where(forcing, state.forced_left - in_start_frame.astype(jnp.int32),
                                 0)
         inner, ts = env.step(state.inner, action)
+        if self.starts == "shadow":
+            state = state.replace(walk=self._advance_shadow(state.walk))
         # The start frame returned: its sub-episode is over (the root's RETURN already
         # terminates the env's own episode).
         ended = (state.start_depth > 0) & (inner.stack.depth < state.start_depth)

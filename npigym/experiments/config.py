@@ -62,7 +62,13 @@ class TrainConfig:
         curriculum: ``{program name: weight}``: start episodes in these programs' frames
             (``npigym.agents.curriculum``); empty for whole-task episodes only.
         curriculum_max_skip: start at one of the first ``curriculum_max_skip + 1`` calls of
-            the start program (uniformly among those the instance makes).
+            the start program (uniformly among those the instance makes; with
+            ``curriculum_starts=prefix``).
+        curriculum_starts: where a curriculum episode's start state comes from
+            (``SubprogramStartWrapper``'s ``starts``): ``"prefix"`` (the default) runs the
+            expert up to the call in every reset; ``"shadow"`` keeps a background expert walk
+            per env, one expert step per env step, and starts from its latest state before
+            a call of the program: the same kind of start, at a fraction of the cost.
         curriculum_max_forced: the expert makes up to this many of the start program's first
             decisions (a reverse curriculum; 0 turns it off).
         curriculum_unlock: callees first: a curriculum program's episodes start only once
@@ -126,6 +132,7 @@ class TrainConfig:
     curriculum: Mapping[str, float] = dataclasses.field(default_factory=dict)
     curriculum_max_skip: int = 2
     curriculum_max_forced: int = 0
+    curriculum_starts: str = "prefix"
     curriculum_unlock: float = 0.0
     size_curriculum: bool = False
     size_curriculum_start: Optional[int] = None
@@ -396,6 +403,8 @@ def validate(config: TrainConfig) -> None:
     _check(config.checkpoint_every >= 1, "checkpoint_every must be >= 1")
     _check(config.curriculum_max_skip >= 0, "curriculum_max_skip must be >= 0")
     _check(config.curriculum_max_forced >= 0, "curriculum_max_forced must be >= 0")
+    _check(config.curriculum_starts in ("prefix", "shadow"),
+           f"curriculum_starts must be 'prefix' or 'shadow', not {config.curriculum_starts!r}")
     _check(0.0 <= config.curriculum_unlock <= 1.0,
            f"curriculum_unlock must be in [0, 1], not {config.curriculum_unlock}")
     _check(config.curriculum_unlock == 0 or bool(config.curriculum),

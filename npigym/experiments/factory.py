@@ -64,7 +64,8 @@ def make_env(config: TrainConfig, size: Optional[int] = None, whole_task: bool =
             env = SubprogramStartWrapper(env, config.curriculum,
                                          max_skip=config.curriculum_max_skip,
                                          max_forced=config.curriculum_max_forced,
-                                         unlock_threshold=config.curriculum_unlock)
+                                         unlock_threshold=config.curriculum_unlock,
+                                         starts=config.curriculum_starts)
         except (KeyError, ValueError) as e:
             raise ConfigError(f"curriculum: {e}") from None
     if config.size_curriculum and not whole_task:

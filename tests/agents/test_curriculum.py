@@ -205,3 +205,53 @@ def test_curriculum__rejects_bad_unlock_settings():
         SubprogramStartWrapper(env, {"ADD": 1}, unlock_threshold=1.5)
     with pytest.raises(ValueError, match="success_decay must be in"):
         SubprogramStartWrapper(env, {"ADD": 1}, success_decay=1.0)
+
+
+def test_curriculum__shadow_starts_are_states_of_the_experts_walk_at_every_call():
+    """``starts="shadow"``: episodes after the first start from the background walk's state
+    before a call of the drawn program. The expert, playing each episode from its start,
+    finishes the program with its postcondition (a start the expert's trace reaches), the
+    drawn programs start in their own frames, and the starts are spread over a program's
+    first ``max_skip + 1`` calls."""
+    from npigym.envs.addition import constants as c
+    from npigym.wrappers import VmapAutoResetWrapper
+
+    env = npigym.make("Addition-v0", max_digits=4, nines=0.3)
+    wrapper = SubprogramStartWrapper(env, {"ADD": 1, "ADD1": 1, "CARRY": 1, "LSHIFT": 1},
+                                     max_forced=2, starts="shadow")
+    batch = VmapAutoResetWrapper(wrapper)
+    ids = {name: env.library.id(name) for name in ("ADD", "ADD1", "CARRY", "LSHIFT")}
+
+    @jax.jit
+    def run(keys):
+        states, ts = batch.reset(keys)
+
+        def body(states, _):
+            actions = jax.vmap(lambda s: env.expert_action(s.inner))(states)
+            states, ts = batch.step(states, actions)
+            # What the next episode (after an auto-reset) starts with.
+            start = (states.program, ts.observation.program, ts.observation.depth,
+                     states.inner.task.pointers[:, c.OUT])
+            return states, (ts.last(), ts.extras["success"], ts.extras["start_program"],
+                            start)
+
+        return jax.lax.scan(body, states, None, 160)
+
+    _, (last, success, ended_program, start) = run(jax.random.split(jax.random.PRNGKey(3), 32))
+    last, success, ended_program = (np.asarray(x) for x in (last, success, ended_program))
+    program, obs_program, obs_depth, out_column = (np.asarray(x)[last] for x in start)
+    assert last.sum() > 300
+    assert success[last].all()  # every episode, from every start, is finished right
+    np.testing.assert_array_equal(program, obs_program)  # in the drawn program's frame
+    expected_depth = {ids["ADD"]: 0, ids["ADD1"]: 1, ids["CARRY"]: 2, ids["LSHIFT"]: 1}
+    np.testing.assert_array_equal(obs_depth, [expected_depth[p] for p in program])
+    drawn = np.bincount(ended_program[last], minlength=env.library.num_programs)
+    assert all(drawn[i] > 0.15 * last.sum() for i in ids.values())  # weights 1:1:1:1
+    # ADD1 starts at each of its first max_skip + 1 = 3 calls (columns), as in prefix mode.
+    assert len(np.unique(out_column[program == ids["ADD1"]])) == 3
+
+
+def test_curriculum__rejects_an_unknown_start_source():
+    env = npigym.make("Addition-v0", max_digits=3)
+    with pytest.raises(ValueError, match="starts must be 'prefix' or 'shadow'"):
+        SubprogramStartWrapper(env, {"ADD1": 1}, starts="replay")

@@ -95,6 +95,7 @@ def test_config__yaml_round_trip_and_flat_files(tmp_path):
     (["learning_rate_final_fraction=2"], "a2c.learning_rate_final_fraction must be in [0, 1]"),
     (["credit=options"], "a2c.credit must be one of"),
     (["curriculum_unlock=1.5"], "curriculum_unlock must be in [0, 1]"),
+    (["curriculum_starts=replay"], "curriculum_starts must be 'prefix' or 'shadow'"),
     (["curriculum_unlock=0.9"], "curriculum_unlock needs a curriculum"),
     (["core=transformer"], "network.core must be"),
     (["critic_layers=[32]"], "network.critic_layers (separate critics) needs network.core=none"),
