@@ -30,7 +30,6 @@ import datetime
 import os
 import platform
 import shlex
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -44,20 +43,16 @@ from npigym.envs.machine.generator import hash_stream, seed_word
 from npigym.experiments.config import PRESETS, load_config
 from npigym.experiments.factory import make_agent, make_env
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import train_throughput  # a script beside this one
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> Tuple[float, float]:
-    """``(first call s, median of repeats s)``."""
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return first, statistics.median(times)
+    """``(first call s, median of repeats s)``, by ``train_throughput.timed``."""
+    t = train_throughput.timed(fn, repeats)
+    return t["first"], t["median"]
 
 
 def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: int,
