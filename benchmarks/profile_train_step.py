@@ -36,10 +36,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
 import jax
-import jax.numpy as jnp
 
-from npigym.agents.random import program_action_from_word
-from npigym.envs.machine.generator import hash_stream, seed_word
 from npigym.experiments.config import PRESETS, load_config
 from npigym.experiments.factory import make_agent, make_env
 
@@ -62,19 +59,7 @@ def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: i
                                   f"a2c.updates_per_call={updates_per_call}"])
     env = make_env(config)
     _, trainer = make_agent(config, env)
-    train_env = trainer.env  # the vmapped auto-reset env the trainer steps
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
-    unwrapped = env.unwrapped
-
-    @jax.jit
-    def env_only(env_state, obs, key):
-        def body(carry, i):
-            env_state, obs = carry
-            words = hash_stream(seed_word(key), i * num_envs + jnp.arange(num_envs))
-            action = jax.vmap(lambda w, o: program_action_from_word(unwrapped, w, o))(words, obs)
-            env_state, ts = train_env.step(env_state, action)
-            return (env_state, ts.observation), ts.reward
-        return jax.lax.scan(body, (env_state, obs), jnp.arange(rollout_length))
 
     rollout = jax.jit(trainer.rollout)
     _, batch = rollout(state.params, state.actor, jax.random.PRNGKey(1))
@@ -85,8 +70,10 @@ def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: i
     out: Dict[str, Any] = {"overrides": " ".join(overrides), "num_envs": num_envs,
                            "rollout_length": rollout_length,
                            "steps_per_update": num_envs * rollout_length}
-    out["env_first"], out["env"] = timed(
-        lambda: env_only(actor.env_state, actor.obs, jax.random.PRNGKey(2)), repeats)
+    # The training env (curriculum wrappers included) under the trainer's batched auto-reset,
+    # random valid actions: train_throughput's env-only row.
+    env_row = train_throughput.env_only(env, num_envs, rollout_length, repeats)
+    out["env_first"], out["env"] = env_row["first"], env_row["median"]
     out["rollout_first"], out["rollout"] = timed(
         lambda: rollout(state.params, actor, jax.random.PRNGKey(1)), repeats)
     out["update_first"], out["update"] = timed(

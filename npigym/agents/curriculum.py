@@ -129,7 +129,7 @@ class SubprogramStartWrapper(Wrapper):
             walk's instance (drawn uniformly per instance); an episode of ``P`` starts from
             the latest such state (the root if the walk has not met ``P`` yet). A reset then
             costs one call instead of the prefix: with the addition-hierarchical preset the
-            env steps of a training update cost about a ninth of the prefix mode's
+            env steps of a training update cost about a seventh of the prefix mode's
             (``benchmarks/results/profile_addition-hierarchical.md``). Consecutive episodes
             of ``P`` in an env can start from the same state until the walk passes the next
             instance's picked call.
