@@ -8,7 +8,10 @@ For a preset (default ``addition-hierarchical``), at several splits of the same 
 2. **rollout**: the trainer's own rollout (env + the acting network + the truncation
    bootstrap + the subtree reward);
 3. **loss + update**: the loss, its gradient and the optimizer step on a fixed rollout;
-4. **train call**: ``updates_per_call`` whole updates as training runs them (``lax.scan``).
+4. **train call**: ``updates_per_call`` whole updates (``lax.scan``), of one agent;
+5. **as training runs it**: the same call vmapped over ``--seeds`` seeds
+   (``npigym.experiments.train.init_fns``: training always vmaps, even one seed), per update
+   of every seed. A batch-level branch that becomes a ``select`` under ``vmap`` shows here.
 
 Each is one warm-up call (the compile) then the median of ``--repeats`` timed calls. The
 env steps per second of a row are the update's env steps over its median time; the shares
@@ -39,6 +42,7 @@ import jax
 
 from npigym.experiments.config import PRESETS, load_config
 from npigym.experiments.factory import make_agent, make_env
+from npigym.experiments.train import init_fns
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # a script beside this one
@@ -53,10 +57,11 @@ def timed(fn: Callable[[], Any], repeats: int) -> Tuple[float, float]:
 
 
 def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: int,
-            repeats: int, overrides: List[str] = ()) -> Dict[str, Any]:
+            repeats: int, overrides: List[str] = (), seeds: int = 1) -> Dict[str, Any]:
     config = load_config(preset, [*overrides, f"a2c.num_envs={num_envs}",
                                   f"a2c.rollout_length={rollout_length}",
-                                  f"a2c.updates_per_call={updates_per_call}"])
+                                  f"a2c.updates_per_call={updates_per_call}",
+                                  f"num_seeds={seeds}"])
     env = make_env(config)
     _, trainer = make_agent(config, env)
     state = jax.jit(trainer.init)(jax.random.PRNGKey(0))
@@ -82,6 +87,12 @@ def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: i
     out["train_first"], out["train_call"] = first, call
     out["train"] = call / updates_per_call
     out["env_steps_per_s"] = out["steps_per_update"] / out["train"]
+    init_seeds, train_seeds = init_fns(trainer, config)
+    states = jax.jit(init_seeds)()
+    _, call = timed(lambda: train_seeds(states), repeats)
+    out["seeds"] = seeds
+    out["train_vmapped"] = call / updates_per_call
+    out["vmapped_env_steps_per_s"] = out["steps_per_update"] / out["train_vmapped"]
     return out
 
 
@@ -96,6 +107,8 @@ def main(argv: List[str]) -> int:
                         "repeat the option for several; '' is the preset as it is), each "
                         "profiled at every split (default: the preset alone)")
     p.add_argument("--updates-per-call", type=int, default=20)
+    p.add_argument("--seeds", type=int, default=1,
+                   help="seeds of the vmapped call, as training runs it (default 1)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="tiny sizes; a smoke run")
     p.add_argument("--output", default=None)
@@ -109,13 +122,15 @@ def main(argv: List[str]) -> int:
     for variant in args.variant or [""]:
         for num_envs, length in splits:
             row = profile(args.preset, num_envs, length, args.updates_per_call, args.repeats,
-                          variant.split())
+                          variant.split(), args.seeds)
             rows.append(row)
             print(f"{variant or 'the preset'}, {num_envs} x {length}: env "
                   f"{row['env'] * 1e3:.1f} ms, rollout "
                   f"{row['rollout'] * 1e3:.1f} ms, update {row['update'] * 1e3:.1f} ms, "
                   f"per update in training {row['train'] * 1e3:.1f} ms "
-                  f"({row['env_steps_per_s']:,.0f} env steps/s)", flush=True)
+                  f"({row['env_steps_per_s']:,.0f} env steps/s); vmapped over "
+                  f"{args.seeds} seed(s) {row['vmapped_env_steps_per_s']:,.0f} env steps/s "
+                  f"per seed", flush=True)
 
     out = Path(args.output) if args.output else RESULTS / f"profile_{args.preset}.md"
     lines = [f"# Where a training update's time goes: `{args.preset}`", "",
@@ -125,7 +140,8 @@ def main(argv: List[str]) -> int:
              f"(a `lax.scan` of {args.updates_per_call} updates per call).", "",
              "| overrides | batch (envs x steps) | env only, ms (share) | rollout, ms (share) "
              "| loss + update, ms (share) | whole update, ms | env steps / s | vs the first "
-             "row |", "|---|---|---|---|---|---|---|---|"]
+             f"row | as training runs it ({args.seeds} seed(s) vmapped): env steps / s per "
+             "seed | vmapped vs alone |", "|---|---|---|---|---|---|---|---|---|---|"]
     base = rows[0]["env_steps_per_s"]
     for r in rows:
         def cell(name, r=r):
@@ -133,7 +149,9 @@ def main(argv: List[str]) -> int:
         lines.append(f"| {r['overrides'] or 'the preset'} | {r['num_envs']} x "
                      f"{r['rollout_length']} | {cell('env')} | "
                      f"{cell('rollout')} | {cell('update')} | {r['train'] * 1e3:.1f} | "
-                     f"{r['env_steps_per_s']:,.0f} | {r['env_steps_per_s'] / base:.2f}x |")
+                     f"{r['env_steps_per_s']:,.0f} | {r['env_steps_per_s'] / base:.2f}x | "
+                     f"{r['vmapped_env_steps_per_s']:,.0f} | "
+                     f"{r['vmapped_env_steps_per_s'] / r['env_steps_per_s']:.2f}x |")
     load = os.getloadavg()
     lines += ["", "The rollout includes the env; the parts measured alone need not add up "
                   "to the whole (a scanned update fuses them and skips the host).", "",

@@ -40,6 +40,7 @@ import optax
 import rlax
 
 from npigym.agents.networks import CoreState, Network
+from npigym.batching import cond_any
 from npigym.envs.machine.library import KIND_BUILTIN
 from npigym.wrappers.auto_reset import VmapAutoResetWrapper
 
@@ -423,14 +424,22 @@ def make_rollout(env: VmapAutoResetWrapper, network: Network, config: A2CConfig
 
         # Values of the real final observations, for bootstrapping truncated episodes. Under
         # vmap a per-env cond would compute them for every env at every step; a batch-level
-        # cond skips the extra forward pass on the (most) steps where nothing was truncated.
-        def boot(_):
-            not_first = jnp.zeros_like(actor.first)
-            return network.value(params, core, ts.extras["next_obs"], not_first, invalid)
+        # cond skips the extra forward pass on the (most) steps where nothing was truncated,
+        # and stays one branch with the agent vmapped over seeds (cond_any). The values are
+        # targets, so the parameters are stop-gradiented (cond_any has no reverse mode), and
+        # the branches take everything as operands (a custom_vmap must not close over tracers).
+        def boot(operand):
+            params, core, next_obs, invalid = operand
+            not_first = jnp.zeros(invalid.shape[:1], bool)
+            return network.value(params, core, next_obs, not_first, invalid)
 
-        zeros = jnp.zeros(last.shape, jnp.float32)
-        boot_value, boot_outer = jax.lax.cond(jnp.any(truncated), boot,
-                                              lambda _: (zeros, zeros), None)
+        def no_boot(operand):
+            zeros = jnp.zeros(operand[-1].shape[:1], jnp.float32)
+            return zeros, zeros
+
+        boot_value, boot_outer = cond_any(
+            jnp.any(truncated), boot, no_boot,
+            (jax.lax.stop_gradient(params), core, ts.extras["next_obs"], invalid))
         episode_return = actor.episode_return + ts.reward
         episode_length = actor.episode_length + 1
         step = dict(

@@ -70,13 +70,30 @@ def test_vmap_auto_reset__matches_the_per_env_wrapper(per_env_result, batched_ro
 
 
 def test_vmap_auto_reset__under_vmap_over_seeds(batched_rollouts):
-    """Inside an outer vmap (several seeds in one program) the while loop's passes are
-    per-seed and the result is each seed's own rollout."""
+    """Inside an outer vmap (several seeds in one program) the seeds' envs reset as one
+    folded batch, and the result is each seed's own rollout, whichever path a step takes."""
     rollout = batched_rollouts(1)
     keys = jax.random.split(jax.random.PRNGKey(5), 2)
     together = jax.jit(jax.vmap(rollout))(keys)
     for i in range(2):
         chex.assert_trees_all_equal(jax.tree.map(lambda x, i=i: x[i], together), rollout(keys[i]))
+
+
+def test_vmap_auto_reset__stays_one_branch_under_vmap(env):
+    """Vmapped over seeds, the step still branches between the small pass and the reset of
+    every env (a batched lax.cond would become a select running both in every step)."""
+    batched = VmapAutoResetWrapper(env)
+    state, ts = jax.vmap(batched.reset)(jax.random.split(jax.random.PRNGKey(0), 2 * BATCH)
+                                        .reshape(2, BATCH, -1))
+    keys = jax.random.split(jax.random.PRNGKey(1), 2 * BATCH).reshape(2, BATCH, -1)
+    action = jax.vmap(jax.vmap(make_random_policy(env)))(keys, ts.observation)
+    jaxpr = jax.make_jaxpr(jax.vmap(batched.step))(state, action)
+    conds = [e for e in jaxpr.jaxpr.eqns if e.primitive.name == "custom_vmap_call"]
+    assert len(conds) == 1
+    inner = str(conds[0].params["call"])
+    assert "cond[" in inner
+    # One folded batch of both seeds' envs.
+    assert f"[{2 * BATCH}" in inner
 
 
 @pytest.mark.parametrize("bad", [0, -1, 2.5, True, "4"])
