@@ -621,9 +621,10 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
 def _render_cost(rows: Dict[str, Row], batch_sizes: Sequence[int]) -> List[str]:
     """Canonicalize's frames per second and rendering cost per frame, from the rows with and
     without rendering: a step under npigym's batched auto-reset renders the step's image for
-    every env plus one reset pass (``default_resets_per_pass(B)`` envs; episodes this long
-    never need a second pass), so the cost per frame is the difference in time per env-step over
-    ``1 + default_resets_per_pass(B) / B`` images."""
+    every env, plus, in a step where an episode ends, one reset pass of
+    ``default_resets_per_pass(B)`` envs (episodes this long never need a larger one). The cost
+    per frame is the difference in time per env-step over ``1 + default_resets_per_pass(B) /
+    B`` images, as if every step had a pass: a lower bound, by at most an eighth."""
     real = rows.get("Canonicalize-v0 | random | auto-reset (npigym)")
     stub = rows.get("Canonicalize-v0 (rendering stubbed) | random | auto-reset (npigym)")
     if real is None or stub is None:

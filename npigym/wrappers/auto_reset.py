@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Optional, Tuple
 
 import chex
@@ -85,12 +86,16 @@ class VmapAutoResetWrapper(VmapWrapper):
 
     Under ``vmap`` the per-env auto-reset computes a fresh episode for *every* env at every step
     and then selects, because a per-env ``lax.cond`` becomes a ``select``; for the program
-    machine that tripled the cost of a step. Here, in the common step, the envs whose episode
-    ended are gathered (``jnp.nonzero`` with a static size of ``resets_per_pass``), reset as one
-    small batch and scattered back. In a step where more envs ended than that, every env
-    computes a reset and the ended ones take it (the per-env wrapper's cost, paid in that step
-    only). One ``lax.cond`` on the number of ended envs picks between the two, so any number of
-    endings is handled exactly.
+    machine that tripled the cost of a step. Here the envs whose episode ended are gathered
+    (``jnp.nonzero`` with a static size), reset as one small batch and scattered back. The
+    static size is the smallest of ``resets_per_pass``, twice that, four times... (below the
+    batch size) that holds every ended env; in a step where more ended, every env computes a
+    reset and the ended ones take it (the per-env wrapper's cost, paid in that step only), and
+    in a step where none ended nothing is reset. One ``lax.switch`` on the number of ended envs
+    picks among these, so any number of endings is handled exactly. (With one pass size, a
+    subprogram curriculum, whose episodes are short, took the reset of every env in most
+    steps: its resets run the expert. The doubling sizes made an ``addition-hierarchical``
+    training call at its initial parameters 1.48x faster: 103K against 70K env steps/s.)
 
     Why one branch on the count rather than a loop of passes until none is pending: on
     XLA:CPU, a loop (or a branch) over the state decided *after* the first pass made a random
@@ -103,11 +108,11 @@ class VmapAutoResetWrapper(VmapWrapper):
     Addition training call ran 1.6x slower vmapped over 1 seed than unvmapped. So the branch
     is a ``jax.custom_batching.custom_vmap`` whose batching rule folds the outer axis into the
     batch (each row's next episode depends on that row alone) and branches once on the count
-    over all of it, against ``resets_per_pass`` times the outer size.
+    over all of it, with pass sizes scaled by the outer size.
 
     Args:
         env: an unbatched Jumanji environment whose state has a ``key``.
-        resets_per_pass: the most envs the fast path resets in a step; ``None`` (the default)
+        resets_per_pass: the smallest pass size (:func:`pass_sizes`); ``None`` (the default)
             is :func:`default_resets_per_pass` of the batch size.
     """
 
@@ -121,7 +126,7 @@ class VmapAutoResetWrapper(VmapWrapper):
         self.resets_per_pass = resets_per_pass
 
     def pass_size(self, num_envs: int) -> int:
-        """The most envs the fast path resets in a step, for a batch of ``num_envs``."""
+        """The smallest pass size, for a batch of ``num_envs``."""
         return min(self.resets_per_pass or default_resets_per_pass(num_envs), num_envs)
 
     def reset(self, key: chex.PRNGKey) -> Tuple[chex.ArrayTree, TimeStep]:
@@ -136,18 +141,30 @@ class VmapAutoResetWrapper(VmapWrapper):
         return state, timestep.replace(observation=observation, extras=extras)
 
 
+def pass_sizes(size: int, num_envs: int) -> Tuple[int, ...]:
+    """The sizes of :func:`reset_ended`'s small passes: ``size`` doubled while below
+    ``num_envs`` (a step with more endings than the largest resets every env)."""
+    sizes = [max(1, min(size, num_envs))]
+    while sizes[-1] * 2 < num_envs:
+        sizes.append(sizes[-1] * 2)
+    return tuple(sizes)
+
+
 def reset_ended(env: Environment, size: int) -> Callable[..., Tuple[chex.ArrayTree, Any]]:
     """``reset(state, observation, ended) -> (state, observation)`` for a batch of ``env``:
-    the rows where ``ended`` holds replaced by their next episode's (:func:`reset_after`),
-    by one pass over at most ``size`` gathered rows, or by a reset of every row when more
-    ended. Under an outer ``vmap`` the outer axis is folded into the batch (see the class)."""
+    the rows where ``ended`` holds replaced by their next episode's (:func:`reset_after`).
+
+    One branch on the number of ended rows: none, one pass over the smallest of
+    :func:`pass_sizes` that holds them all (gathered, reset, scattered back), or a reset of
+    every row. Under an outer ``vmap`` the outer axis is folded into the batch (see
+    :class:`VmapAutoResetWrapper`)."""
 
     @custom_batching.custom_vmap
     def reset(state, observation, ended):
         num_envs = ended.shape[0]
         next_episode = jax.vmap(lambda s: reset_after(env, s))
 
-        def reset_few(carry):
+        def reset_few(size, carry):
             state, observation = carry
             # Indices of the (at most `size`) ended envs; the padding index num_envs is out of
             # range, so the scatters below drop it.
@@ -172,8 +189,14 @@ def reset_ended(env: Environment, size: int) -> Callable[..., Tuple[chex.ArrayTr
 
             return select(fresh_state, state), select(fresh.observation, observation)
 
-        return jax.lax.cond(jnp.sum(ended, dtype=jnp.int32) > size, reset_all, reset_few,
-                            (state, observation))
+        sizes = pass_sizes(size, num_envs)
+        branches = [lambda carry: carry,
+                    *(functools.partial(reset_few, k) for k in sizes), reset_all]
+        count = jnp.sum(ended, dtype=jnp.int32)
+        # 0: nothing ended; i: the i-th pass size is the first to hold them; last: every env.
+        index = jnp.where(count == 0, 0,
+                          1 + jnp.searchsorted(jnp.asarray(sizes, jnp.int32), count))
+        return jax.lax.switch(index, branches, (state, observation))
 
     @reset.def_vmap
     def fold_outer_axis(axis_size, in_batched, state, observation, ended):

@@ -8,6 +8,7 @@ import pytest
 import npigym
 from npigym.agents.random import make_random_policy
 from npigym.wrappers import AutoResetWrapper, VmapAutoResetWrapper
+from npigym.wrappers.auto_reset import pass_sizes
 
 BATCH, HORIZON = 8, 40
 
@@ -61,8 +62,8 @@ def per_env_result(env):
 @pytest.mark.parametrize("resets_per_pass", [1, 2, BATCH])
 def test_vmap_auto_reset__matches_the_per_env_wrapper(per_env_result, batched_rollouts,
                                                       resets_per_pass):
-    """Same states, observations, extras and next-episode keys, whatever the pass size (1 and
-    2 need several passes in the steps where more envs end)."""
+    """Same states, observations, extras and next-episode keys, whatever the pass size (with
+    1 and 2, steps where more envs end take the larger passes or the reset of every env)."""
     got = batched_rollouts(resets_per_pass)(jax.random.PRNGKey(3))
     ends_per_step = jnp.sum(per_env_result[1].last(), axis=1)
     assert int(jnp.max(ends_per_step)) >= 3  # the multi-pass path is exercised
@@ -106,3 +107,26 @@ def test_vmap_auto_reset__pass_size_defaults_to_an_eighth_of_the_batch(env):
     wrapper = VmapAutoResetWrapper(env)
     assert [wrapper.pass_size(n) for n in (1, 8, 100, 4096)] == [1, 1, 12, 512]
     assert VmapAutoResetWrapper(env, resets_per_pass=64).pass_size(16) == 16
+
+
+def test_pass_sizes__double_below_the_batch():
+    assert pass_sizes(16, 128) == (16, 32, 64)
+    assert pass_sizes(1, 8) == (1, 2, 4)
+    assert pass_sizes(8, 8) == (8,)
+    assert pass_sizes(64, 16) == (16,)
+
+
+def test_vmap_auto_reset__a_step_where_every_env_ends(env):
+    """More endings than the largest pass: every env resets, as the per-env wrapper does."""
+    from npigym.envs.machine.library import RETURN_ID
+
+    batched = VmapAutoResetWrapper(env, resets_per_pass=1)
+    per_env = AutoResetWrapper(env)
+    keys = jax.random.split(jax.random.PRNGKey(7), BATCH)
+    state, ts = batched.reset(keys)
+    every_env_returns = jnp.zeros_like(make_random_policy(env)(keys[0], jax.tree.map(
+        lambda x: x[0], ts.observation)))[None].repeat(BATCH, 0).at[:, 0].set(RETURN_ID)
+    got = jax.jit(batched.step)(state, every_env_returns)
+    want = jax.jit(jax.vmap(per_env.step))(jax.vmap(per_env.reset)(keys)[0], every_env_returns)
+    assert bool(jnp.all(got[1].last()))
+    chex.assert_trees_all_equal(got, want)
