@@ -535,8 +535,9 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         f"{settings.python_steps:,} steps per timed run, reset when an episode ends. "
         "Addition-v0 uses its defaults (1 to 10 digits, sparse reward, hierarchical programs). "
         "Reset column: `auto-reset (npigym)` is `npigym.wrappers.VmapAutoResetWrapper`, which "
-        "resets only the envs that ended (up to B/8 in a small batch; every env when more end in "
-        "a step); `auto-reset (npigym, per env)` is "
+        "resets only the envs that ended (in a small batch of B/8, B/4 or B/2 envs, the "
+        "smallest that holds them; every env when more end in a step; none when none ends); "
+        "`auto-reset (npigym, per env)` is "
         "`vmap` of the per-env `AutoResetWrapper` and `auto-reset (jumanji)` is Jumanji's "
         "`VmapAutoResetWrapper`, both of which compute a reset for every env at every step.",
         "",
@@ -593,8 +594,8 @@ def markdown_report(rows: Sequence[Row], settings: Settings, machine: Dict[str, 
         "Snake-v1's action mask rules out moves into walls and the body, so random valid play "
         "seldom ends an episode within T steps; under `vmap` the per-env auto-reset wrappers "
         "(Jumanji's, npigym's per env) compute the reset for every env at every step all the "
-        "same, and npigym's batched one always runs one reset pass (B/8 envs), so their cost "
-        "is measured.",
+        "same, and npigym's batched one runs a reset pass (B/8 envs) in every step where one "
+        "ends, so their cost is measured.",
         "",
         "| env | policy | reset | " + " | ".join(f"B={b:,}" for b in settings.batch_sizes) + " |",
         "|" + "---|" * (3 + len(settings.batch_sizes)),

@@ -13,6 +13,10 @@ For a preset (default ``addition-hierarchical``), at several splits of the same 
    (``npigym.experiments.train.init_fns``: training always vmaps, even one seed), per update
    of every seed. A batch-level branch that becomes a ``select`` under ``vmap`` shows here.
 
+With ``--reset-rows``, a second table times the training env's next-episode reset alone
+(``reset_after``: with a curriculum, the expert's prefix), vmapped over that many rows with
+every curriculum program open: what a reset costs per row at each batch width.
+
 Each is one warm-up call (the compile) then the median of ``--repeats`` timed calls. The
 env steps per second of a row are the update's env steps over its median time; the shares
 say what part of a whole update (row 4 per update) each part takes.
@@ -23,6 +27,7 @@ Usage::
     .venv/bin/python benchmarks/profile_train_step.py --preset sorting-hierarchical
     .venv/bin/python benchmarks/profile_train_step.py --splits 128x32 --variant '' \
         --variant curriculum_starts=shadow
+    .venv/bin/python benchmarks/profile_train_step.py --splits 128x32 --reset-rows 4,16,32,128,1024
     .venv/bin/python benchmarks/profile_train_step.py --quick   # smoke run, meaningless numbers
 """
 
@@ -39,10 +44,12 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
 import jax
+import jax.numpy as jnp
 
 from npigym.experiments.config import PRESETS, load_config
 from npigym.experiments.factory import make_agent, make_env
 from npigym.experiments.train import init_fns
+from npigym.wrappers.auto_reset import reset_after
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import train_throughput  # a script beside this one
@@ -96,6 +103,19 @@ def profile(preset: str, num_envs: int, rollout_length: int, updates_per_call: i
     return out
 
 
+def reset_cost(preset: str, rows: int, repeats: int, overrides: List[str] = ()
+               ) -> Dict[str, Any]:
+    """The training env's next-episode reset vmapped over ``rows`` rows, every curriculum
+    program open (as once training has opened them)."""
+    env = make_env(load_config(preset, list(overrides)))
+    states, _ = jax.jit(jax.vmap(env.reset))(jax.random.split(jax.random.PRNGKey(0), rows))
+    if hasattr(states, "opened"):
+        states = states.replace(opened=jnp.ones_like(states.opened))
+    reset = jax.jit(jax.vmap(lambda s: reset_after(env, s)))
+    _, median = timed(lambda: reset(states), repeats)
+    return {"rows": rows, "ms": median * 1e3, "us_per_row": median / rows * 1e6}
+
+
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--preset", default="addition-hierarchical",
@@ -110,6 +130,8 @@ def main(argv: List[str]) -> int:
     p.add_argument("--seeds", type=int, default=1,
                    help="seeds of the vmapped call, as training runs it (default 1)")
     p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--reset-rows", default="", metavar="N,N,...",
+                   help="also time the training env's reset alone over these batch widths")
     p.add_argument("--quick", action="store_true", help="tiny sizes; a smoke run")
     p.add_argument("--output", default=None)
     args = p.parse_args(argv)
@@ -131,6 +153,13 @@ def main(argv: List[str]) -> int:
                   f"({row['env_steps_per_s']:,.0f} env steps/s); vmapped over "
                   f"{args.seeds} seed(s) {row['vmapped_env_steps_per_s']:,.0f} env steps/s "
                   f"per seed", flush=True)
+
+    resets = []
+    for n in [int(x) for x in args.reset_rows.split(",") if x]:
+        resets.append(reset_cost(args.preset, n, args.repeats,
+                                 (args.variant or [""])[0].split()))
+        print(f"reset alone, {n} rows: {resets[-1]['ms']:.2f} ms, "
+              f"{resets[-1]['us_per_row']:.1f} us per row", flush=True)
 
     out = Path(args.output) if args.output else RESULTS / f"profile_{args.preset}.md"
     lines = [f"# Where a training update's time goes: `{args.preset}`", "",
@@ -154,7 +183,16 @@ def main(argv: List[str]) -> int:
                      f"{r['vmapped_env_steps_per_s'] / r['env_steps_per_s']:.2f}x |")
     load = os.getloadavg()
     lines += ["", "The rollout includes the env; the parts measured alone need not add up "
-                  "to the whole (a scanned update fuses them and skips the host).", "",
+                  "to the whole (a scanned update fuses them and skips the host).", ""]
+    if resets:
+        lines += ["## The next-episode reset alone, by batch width", "",
+                  "The training env's `reset_after` (with a curriculum, the expert's prefix up "
+                  "to the start call), vmapped over N rows with every curriculum program open"
+                  f" (the first variant's config); medians of {args.repeats} calls.", "",
+                  "| rows | ms per call | µs per row |", "|---|---|---|",
+                  *[f"| {r['rows']:,} | {r['ms']:.2f} | {r['us_per_row']:.1f} |"
+                    for r in resets], ""]
+    lines += [
               "## Machine", "",
               f"- {platform.processor() or platform.machine()}, {os.cpu_count()} cores; load "
               f"average at the end {load[0]:.1f}; {time.perf_counter() - start:.0f} s in all",

@@ -21,9 +21,9 @@ the next episode (:meth:`SubprogramStartWrapper.next_episode`).
 
 The machine has no way to start an episode at a chosen frame, hence this wrapper (it only uses
 ``reset``, ``step`` and ``expert_action``). A ``start_program`` knob on ``ProgramEnv.reset`` would
-make it cheaper: here the expert prefix is a ``lax.while_loop`` in ``reset``, which the batched
-auto-reset runs at every step for B/8 envs, and for every env in a step where more end (capped
-by ``max_prefix_steps``).
+make it cheaper: here the expert prefix is a ``lax.while_loop`` in ``reset`` (capped by
+``max_prefix_steps``), which the batched auto-reset runs, in a step where episodes end, for a
+pass of the smallest size that holds them (or for every env when more end).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class SubprogramStartWrapper(Wrapper):
             walk's instance (drawn uniformly per instance); an episode of ``P`` starts from
             the latest such state (the root if the walk has not met ``P`` yet). A reset then
             costs one call instead of the prefix: with the addition-hierarchical preset the
-            env steps of a training update cost about a seventh of the prefix mode's
+            env steps of a training update cost about a quarter of the prefix mode's
             (``benchmarks/results/profile_addition-hierarchical.md``). Consecutive episodes
             of ``P`` in an env can start from the same state until the walk passes the next
             instance's picked call.
